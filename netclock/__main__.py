@@ -1,0 +1,5 @@
+import sys
+
+from netclock.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,259 @@
+"""Calibration and windowed fit (netclock.calibration)."""
+
+import random
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netclock.calibration import (
+    RATE_DENOM,
+    Calibration,
+    MonotonicHold,
+    Observation,
+    WindowedCalibration,
+    fit_observations,
+)
+from netclock.time import NS_PER_S
+
+HUNDRED_YEARS_NS = 36525 * 86400 * NS_PER_S  # 100 Julian years in ns
+NEAR_2_63 = (1 << 63) - 200 * NS_PER_S
+
+
+def truth(x: int, x0: int, rate_ppb: int, offset: int) -> int:
+    """Exact reference: y = x0 + offset + (x - x0) * (1 + rate_ppb / 1e9), rounded."""
+    d = x - x0
+    num = d * (10**9 + rate_ppb)
+    q, r = divmod(num, 10**9)
+    return x0 + offset + q + (1 if 2 * r >= 10**9 else 0)
+
+
+class TestCalibration:
+    def test_identity(self) -> None:
+        c = Calibration()
+        assert c.to_external(12345) == 12345
+        assert c.to_internal(12345) == 12345
+
+    def test_gstreamer_formula(self) -> None:
+        c = Calibration(internal=1000, external=5000, rate_num=3, rate_denom=2)
+        assert c.to_external(1000) == 5000
+        assert c.to_external(1010) == 5015
+        assert c.to_internal(5015) == 1010
+        assert c.offset_at(1000) == 4000
+        assert c.rate() == 1.5
+
+    def test_hundred_years_no_overflow_both_ways(self) -> None:
+        # Rate 1 + 50 ppm with the fit's 2^40 denominator, over 100 years.
+        c = Calibration(0, 0, RATE_DENOM + 54_975_581, RATE_DENOM)
+        for x in (HUNDRED_YEARS_NS, -HUNDRED_YEARS_NS, NEAR_2_63):
+            y = c.to_external(x)
+            exact = Fraction(x * (RATE_DENOM + 54_975_581), RATE_DENOM)
+            assert abs(y - exact) <= Fraction(1, 2)  # exact integer rounding, no float
+            assert abs(c.to_internal(y) - x) <= 1
+
+    def test_rounding_is_to_nearest(self) -> None:
+        c = Calibration(0, 0, 1, 3)
+        assert [c.to_external(x) for x in (1, 2, 3, -1, -2)] == [0, 1, 1, 0, -1]
+
+    @pytest.mark.parametrize("num,den", [(0, 1), (1, 0), (-1, 1), (1 << 42, 1)])
+    def test_bad_rate(self, num: int, den: int) -> None:
+        with pytest.raises(ValueError, match="rate"):
+            Calibration(rate_num=num, rate_denom=den)
+
+    def test_ints_only(self) -> None:
+        with pytest.raises(TypeError, match="internal"):
+            Calibration(internal=1.5)  # type: ignore[arg-type]
+
+    def test_step_bumps_epoch(self) -> None:
+        c = Calibration(10, 20)
+        s = c.stepped(-5)
+        assert (s.external, s.epoch) == (15, 1)
+        assert c.rebased(110).to_external(200) == c.to_external(200)
+
+    @given(
+        st.integers(-HUNDRED_YEARS_NS, HUNDRED_YEARS_NS),
+        st.integers(-HUNDRED_YEARS_NS, HUNDRED_YEARS_NS),
+        st.integers(-(10**6), 10**6),
+        st.integers(-HUNDRED_YEARS_NS, HUNDRED_YEARS_NS),
+    )
+    def test_round_trip_within_one_ns(self, internal: int, external: int, ppb: int, x: int) -> None:
+        num = RATE_DENOM + ppb * RATE_DENOM // 10**9
+        c = Calibration(internal, external, num, RATE_DENOM)
+        assert abs(c.to_internal(c.to_external(x)) - x) <= 1
+        # and monotone
+        assert c.to_external(x + 1) >= c.to_external(x)
+
+
+class TestFit:
+    @pytest.mark.parametrize("base", [0, 10**18, NEAR_2_63])
+    @pytest.mark.parametrize("rate_ppb", [0, 50_000, -123_456, 7])
+    def test_noiseless_recovery(self, base: int, rate_ppb: int) -> None:
+        offset = 1_234_567_890_123
+        obs = [
+            Observation(base + i * NS_PER_S, truth(base + i * NS_PER_S, base, rate_ppb, offset))
+            for i in range(32)
+        ]
+        fit = fit_observations(obs)
+        assert fit is not None
+        c = fit.calibration
+        assert abs(c.rate_ppb() - rate_ppb) < 1.0  # within 1 ppb
+        for x in (base, base + 10 * NS_PER_S, base + 31 * NS_PER_S):
+            assert abs(c.to_external(x) - truth(x, base, rate_ppb, offset)) <= 1  # within 1 ns
+        assert fit.r_squared > 0.999999
+        assert fit.used == 32 and fit.rejected == 0
+
+    def test_too_few_points(self) -> None:
+        assert fit_observations([Observation(0, 0)]) is None
+        assert fit_observations([Observation(5, 0), Observation(5, 9)]) is None
+
+    def test_outlier_rejected(self) -> None:
+        obs = [Observation(i * NS_PER_S, i * NS_PER_S + 100) for i in range(20)]
+        obs[7] = Observation(7 * NS_PER_S, 7 * NS_PER_S + 5_000_000)
+        plain = fit_observations(obs)
+        robust = fit_observations(obs, outlier_k=4.0)
+        assert plain is not None and robust is not None
+        assert robust.rejected == 1
+        assert robust.calibration.offset_at(19 * NS_PER_S) == 100
+        assert abs(plain.calibration.offset_at(19 * NS_PER_S) - 100) > 10_000
+
+    def test_weights_follow_error(self) -> None:
+        # Two bad observations carry big error bounds: they barely move the weighted fit.
+        obs = [Observation(i * NS_PER_S, i * NS_PER_S, error_ns=1000) for i in range(10)]
+        obs[3] = Observation(3 * NS_PER_S, 3 * NS_PER_S + 400_000, error_ns=400_000)
+        obs[6] = Observation(6 * NS_PER_S, 6 * NS_PER_S + 300_000, error_ns=300_000)
+        fit = fit_observations(obs)
+        assert fit is not None
+        assert abs(fit.calibration.offset_at(9 * NS_PER_S)) < 50
+
+
+class TestWindowedCalibration:
+    def feed(self, w: WindowedCalibration, n: int, start: int = 0, offset: int = 0) -> None:
+        for i in range(start, start + n):
+            w.add_observation(i * NS_PER_S, i * NS_PER_S + offset)
+
+    def test_defaults_and_threshold(self) -> None:
+        w = WindowedCalibration()
+        assert (w.window_size, w.window_threshold) == (32, 4)
+        results = [w.add_observation(i * NS_PER_S, i * NS_PER_S + 7) for i in range(4)]
+        assert results[:3] == [None, None, None]
+        assert results[3] is not None
+        assert w.calibration is not None and w.calibration.offset_at(10**12) == 7
+
+    def test_window_slides(self) -> None:
+        w = WindowedCalibration(window_size=8, window_threshold=4)
+        self.feed(w, 20)
+        assert len(w.observations) == 8
+        assert w.observations[0].internal == 12 * NS_PER_S
+
+    def test_runtime_resize(self) -> None:
+        w = WindowedCalibration()
+        self.feed(w, 40)
+        w.set_window(window_size=5, window_threshold=3)
+        assert len(w.observations) == 5
+        w.set_window(window_size=64)
+        self.feed(w, 10, start=40)
+        assert len(w.observations) == 15
+        with pytest.raises(ValueError, match="window_threshold"):
+            w.set_window(window_size=4, window_threshold=6)
+        assert w.window_size == 64  # nothing changed on error
+
+    @pytest.mark.parametrize(
+        "kw",
+        [{"window_size": 1}, {"outlier_k": 0.5}, {"error_floor_ns": 0}, {"step_confirm": 0}],
+    )
+    def test_bad_tuning(self, kw: dict[str, float]) -> None:
+        with pytest.raises(ValueError):
+            WindowedCalibration(**kw)  # type: ignore[arg-type]
+
+    def test_unapplied(self) -> None:
+        w = WindowedCalibration()
+        self.feed(w, 10)
+        before = w.calibration
+        fit = w.add_observation_unapplied(10 * NS_PER_S, 10 * NS_PER_S + 1000)
+        assert fit is not None
+        assert w.calibration == before
+        w.apply(fit)
+        assert w.calibration == fit.calibration
+
+    def test_must_advance(self) -> None:
+        w = WindowedCalibration()
+        w.add_observation(10, 10)
+        with pytest.raises(ValueError, match="advance"):
+            w.add_observation(10, 11)
+        with pytest.raises(TypeError):
+            w.add_observation(11.0, 11)  # type: ignore[arg-type]
+
+    def test_single_spike_ignored(self) -> None:
+        w = WindowedCalibration()
+        self.feed(w, 20)
+        assert w.add_observation(20 * NS_PER_S, 20 * NS_PER_S + 50_000_000) is None
+        self.feed(w, 5, start=21)
+        assert w.calibration is not None
+        assert w.calibration.offset_at(25 * NS_PER_S) == 0
+        assert w.epoch == 0 and w.steps == 0
+
+    def test_step_detected_and_epoch_bumped(self) -> None:
+        w = WindowedCalibration(window_size=16)
+        rate_ppb = 20_000
+        for i in range(16):
+            x = i * NS_PER_S
+            w.add_observation(x, truth(x, 0, rate_ppb, 0))
+        results = []
+        for i in range(16, 24):
+            x = i * NS_PER_S
+            results.append(w.add_observation(x, truth(x, 0, rate_ppb, NS_PER_S)))
+        stepped = [r for r in results if r is not None and r.stepped]
+        assert len(stepped) == 1
+        assert w.epoch == 1 and w.steps == 1
+        c = w.calibration
+        assert c is not None and c.epoch == 1
+        x = 30 * NS_PER_S
+        assert abs(c.to_external(x) - truth(x, 0, rate_ppb, NS_PER_S)) <= 2
+        assert abs(c.rate_ppb() - rate_ppb) < 1.0  # the rate survived the step
+
+    def test_reset_bumps_epoch(self) -> None:
+        w = WindowedCalibration()
+        self.feed(w, 5)
+        w.reset()
+        assert w.calibration is None and w.epoch == 1 and not w.observations
+
+    def test_noisy_fit_is_unbiased(self) -> None:
+        rng = random.Random(4)
+        w = WindowedCalibration()
+        for i in range(64):
+            x = 10**15 + i * NS_PER_S // 8
+            w.add_observation(x, truth(x, 10**15, 30_000, 500) + round(rng.gauss(0, 1000)))
+        c = w.calibration
+        assert c is not None
+        assert abs(c.rate_ppb() - 30_000) < 300
+        x = 10**15 + 63 * NS_PER_S // 8
+        assert abs(c.to_external(x) - truth(x, 10**15, 30_000, 500)) < 1500
+
+
+class TestMonotonicHold:
+    def test_holds_until_caught_up(self) -> None:
+        h = MonotonicHold()
+        fast = Calibration(0, 0, 11, 10)
+        slow = Calibration(0, -50, 1, 1)
+        assert h.read(fast, 100) == 110
+        assert h.read(slow, 110) == 110  # slow says 60: held
+        assert h.read(slow, 150) == 110  # slow says 100: held
+        assert h.read(slow, 170) == 120  # caught up
+        assert h.holds == 2
+
+    def test_new_epoch_may_go_back(self) -> None:
+        h = MonotonicHold()
+        assert h.read(Calibration(0, 1000), 0) == 1000
+        assert h.read(Calibration(0, 0, epoch=1), 10) == 10
+
+    @given(st.lists(st.tuples(st.integers(-1000, 1000), st.integers(1, 100)), min_size=1))
+    def test_never_backwards(self, steps: list[tuple[int, int]]) -> None:
+        h = MonotonicHold()
+        x, last = 0, None
+        for shift, dx in steps:
+            x += dx
+            v = h.read(Calibration(0, shift), x)
+            if last is not None:
+                assert v >= last
+            last = v
