@@ -27,6 +27,7 @@ PURE = [
     "selection.py",
     "shm.py",
     "config.py",
+    "discipline.py",
     "observe.py",
     "estimators",
     "sim",

@@ -1,0 +1,152 @@
+"""Discipline: source selection, failover, lock states, holdover bound, steps, restore."""
+
+import pytest
+
+from netclock.discipline import (
+    Discipline,
+    DisciplineConfig,
+    LockState,
+    Quality,
+    SourceConfig,
+)
+from netclock.time import NS_PER_S
+
+MS = 1_000_000
+RATE_PPB = 25_000  # the network runs 25 ppm fast against local monotonic
+
+
+def net(x: int, offset: int = 0) -> int:
+    return x + x * RATE_PPB // 10**9 + 1_000 * NS_PER_S + offset
+
+
+def feed(
+    d: Discipline,
+    src: str,
+    start_s: float,
+    n: int,
+    step_ms: int = 250,
+    offset: int = 0,
+    err: int = 2_000,
+) -> list:
+    events = []
+    x = int(start_s * NS_PER_S)
+    for _ in range(n):
+        events += d.observe(src, x, net(x, offset), err, x)
+        x += step_ms * MS
+    return events
+
+
+def two_sources() -> Discipline:
+    return Discipline(
+        DisciplineConfig(),
+        (
+            SourceConfig("ptp", priority=10, timeout_ns=2 * NS_PER_S),
+            SourceConfig("ntp", priority=20, timeout_ns=2 * NS_PER_S),
+        ),
+    )
+
+
+def test_freerun_then_locking_then_locked() -> None:
+    d = two_sources()
+    assert d.state is LockState.FREERUN
+    assert d.snapshot(0).quality is Quality.FREERUN
+    ev = feed(d, "ptp", 1, 3)
+    assert d.state is LockState.FREERUN and not ev  # below the window threshold
+    ev = feed(d, "ptp", 1.75, 1)
+    assert d.state is LockState.LOCKING
+    feed(d, "ptp", 2, 10)
+    assert d.state is LockState.LOCKED
+    snap = d.snapshot(int(4.5 * NS_PER_S))
+    assert snap.quality is Quality.LOCKED and snap.source == "ptp"
+    assert snap.error_bound_ns >= 2_000
+    assert snap.calibration is not None
+    assert abs(snap.calibration.rate_ppb() - RATE_PPB) < 1
+
+
+def test_priority_wins_and_failover_on_loss() -> None:
+    d = two_sources()
+    feed(d, "ntp", 1, 8)
+    assert d.snapshot(3 * NS_PER_S).source == "ntp"
+    feed(d, "ptp", 3, 8)
+    assert d.snapshot(5 * NS_PER_S).source == "ptp"
+    # ptp stops at 4.75 s; ntp keeps going: after the timeout, ntp is selected again.
+    feed(d, "ntp", 5, 8)
+    ev = d.tick(7 * NS_PER_S)
+    assert [e.detail for e in ev if e.kind == "source"] == ["ptp -> ntp"]
+    snap = d.snapshot(7 * NS_PER_S)
+    assert snap.source == "ntp"
+    assert d.state in (LockState.LOCKED, LockState.LOCKING)
+
+
+def test_switch_step_is_the_disagreement_and_is_counted() -> None:
+    d = two_sources()
+    feed(d, "ntp", 1, 8, offset=0)
+    ev = feed(d, "ptp", 3, 4, offset=40_000)  # ptp disagrees by 40 us
+    steps = [e for e in ev if e.kind == "step"]
+    assert len(steps) == 1
+    assert steps[0].value_ns == pytest.approx(40_000, abs=2)
+    assert d.steps == 1
+    assert d.published is not None and d.published.epoch == 1
+
+
+def test_holdover_bound_grows_then_leaves_spec() -> None:
+    cfg = DisciplineConfig(holdover_spec_ns=50_000)
+    d = Discipline(cfg, (SourceConfig("ntp", timeout_ns=NS_PER_S),))
+    feed(d, "ntp", 1, 20)
+    last = 1 * NS_PER_S + 19 * 250 * MS
+    d.tick(last + 2 * NS_PER_S)
+    assert d.state is LockState.HOLDOVER
+    b1 = d.error_bound(last + 2 * NS_PER_S)
+    b2 = d.error_bound(last + 100 * NS_PER_S)
+    b3 = d.error_bound(last + 10_000 * NS_PER_S)
+    assert b1 <= b2 < b3
+    assert d.quality(last + 2 * NS_PER_S) is Quality.HOLDOVER_IN_SPEC
+    assert d.quality(last + 10_000 * NS_PER_S) is Quality.OUT_OF_SPEC
+    # The last rate continues in holdover.
+    cal = d.published
+    assert cal is not None
+    x = last + 100 * NS_PER_S
+    assert abs(cal.to_external(x) - net(x)) < 10
+
+
+def test_source_returns_from_holdover() -> None:
+    d = Discipline(DisciplineConfig(), (SourceConfig("ntp", timeout_ns=NS_PER_S),))
+    feed(d, "ntp", 1, 12)
+    d.tick(10 * NS_PER_S)
+    assert d.state is LockState.HOLDOVER
+    feed(d, "ntp", 10, 1)
+    assert d.state in (LockState.LOCKING, LockState.LOCKED)
+    assert d.snapshot(10 * NS_PER_S).holdover_ns == 0
+
+
+def test_restore_gives_fast_relock() -> None:
+    d = Discipline(DisciplineConfig(), (SourceConfig("ptp"),))
+    feed(d, "ptp", 1, 32, err=300)
+    saved = d.save_state()
+    assert saved["version"] == 1
+    # A new agent (same boot): one observation and it is already right to within 1 us.
+    fresh = Discipline(DisciplineConfig(), (SourceConfig("ptp"),))
+    assert [e.kind for e in fresh.restore_state(saved)] == ["restore"]
+    x0 = 100 * NS_PER_S
+    fresh.observe("ptp", x0, net(x0), 300, x0)
+    cal = fresh.published
+    assert cal is not None
+    for dt in (0, NS_PER_S // 2, NS_PER_S):
+        assert abs(cal.to_external(x0 + dt) - net(x0 + dt)) < 1_000
+
+
+def test_restore_rejects_bad_files() -> None:
+    d = Discipline()
+    with pytest.raises(ValueError, match="version"):
+        d.restore_state({"version": 9})
+    with pytest.raises(ValueError, match="rate"):
+        d.restore_state({"version": 1, "rate_num": "x", "rate_denom": 1})
+
+
+def test_unknown_source() -> None:
+    d = Discipline()
+    with pytest.raises(KeyError, match="nope"):
+        d.observe("nope", 1, 1, 0, 1)
+    d.add_source(SourceConfig("a"))
+    with pytest.raises(ValueError, match="already"):
+        d.add_source(SourceConfig("a"))
