@@ -1,0 +1,653 @@
+"""UDP sockets with kernel (SO_TIMESTAMPING) RX and TX timestamps on the stdlib asyncio loop.
+
+Every stamp is returned in **CLOCK_MONOTONIC integer nanoseconds** (kernel software stamps are
+CLOCK_REALTIME and are mapped through :class:`~netclock.platform.clockmap.ClockMap`), and is
+labelled with where it came from: ``"kernel"`` (software stamp taken by the kernel),
+``"hardware"`` (NIC stamp; needs a PHC mapping, not available on this machine) or ``"user"``
+(``clock_gettime`` right before ``sendmsg`` / right after ``recvmsg``: the fallback when the
+kernel gave no stamp). The socket counts stamps per source in :attr:`StampedSocket.counters`.
+
+Usage (async style)::
+
+    from netclock.platform.udp import open_udp
+    from netclock.platform.timestamping import StampedSocket
+
+    sock = StampedSocket(open_udp("10.201.0.1", 319, interface="eth0",
+                                  multicast_groups=["224.0.1.129"]))
+    msg = await sock.recv()                  # Received(data, addr, stamp)
+    msg.rx_ns, msg.stamp_source              # MONOTONIC ns, "kernel" | "hardware" | "user"
+    tx = await sock.send_event(b"...", ("224.0.1.129", 319))   # Stamp | None (timeout)
+    sock.send_general(b"...", ("224.0.1.129", 320))            # no TX stamp requested
+    sock.close()
+
+Usage (callback style, for a daemon driving several sockets)::
+
+    sock = StampedSocket(raw_sock, on_receive=lambda r: port.handle(r.data, r.rx_ns))
+    key = sock.send_event_cb(data, addr, lambda stamp: port.tx_done(ctx, stamp))
+
+``send_event``/``send_event_cb`` send *immediately* (at the call, not at the ``await``). The
+stamp callback runs exactly once: with the kernel stamp, or after ``tx_timeout_s`` with the
+userspace before-send stamp (``user_fallback=True``, the default) or ``None``.
+
+How it works (see ``shared/research/python-timestamps.md``): a raw non-blocking socket registered
+with ``loop.add_reader``; ``EPOLLERR`` (error queue non-empty) is reported as readable, so the
+same reader drains the data queue with a **bounded** ``recvmsg`` batch, then the error queue
+(``MSG_ERRQUEUE``) until empty, so the level-triggered ``EPOLLERR`` cannot make the loop spin.
+The error queue is also drained right after each event send (software stamps are already
+queued when ``sendmsg`` returns). TX stamps are requested per send (a ``SO_TIMESTAMPING`` cmsg),
+so only event messages consume an ``OPT_ID`` key; keys are counted per socket from 0.
+Do not hand these sockets to asyncio transports or uvloop (they spin or crash on TX stamps).
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import collections
+import contextlib
+import errno
+import fcntl
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from netclock.platform.clockmap import ClockMap, Mapped
+from netclock.platform.cmsg import (
+    ETHTOOL_GET_TS_INFO,
+    HARDWARE_FLAGS,
+    HWTSTAMP_FILTER_ALL,
+    HWTSTAMP_TX_ON,
+    SCM_TS_OPT_ID,
+    SIOCETHTOOL,
+    SIOCGHWTSTAMP,
+    SIOCSHWTSTAMP,
+    SO_TIMESTAMPING,
+    SOF_TIMESTAMPING_OPT_ID,
+    SOF_TIMESTAMPING_OPT_TSONLY,
+    SOF_TIMESTAMPING_RAW_HARDWARE,
+    SOF_TIMESTAMPING_RX_SOFTWARE,
+    SOF_TIMESTAMPING_SOFTWARE,
+    SOF_TIMESTAMPING_TX_HARDWARE,
+    SOF_TIMESTAMPING_TX_SOFTWARE,
+    SOL_SOCKET,
+    Ancillary,
+    CmsgError,
+    parse_ancillary,
+)
+
+T = TypeVar("T")
+StampSource = Literal["kernel", "hardware", "user"]
+Address = tuple[Any, ...]
+"""``(host, port)`` for IPv4, ``(host, port, flowinfo, scope_id)`` for IPv6."""
+
+#: Socket-level flags: RX software stamps, reporting, OPT_ID keys, no packet copy on the error
+#: queue. TX recording is requested per send (see :data:`TX_SOFTWARE_CMSG`).
+SOCKET_FLAGS = (
+    SOF_TIMESTAMPING_RX_SOFTWARE
+    | SOF_TIMESTAMPING_SOFTWARE
+    | SOF_TIMESTAMPING_OPT_ID
+    | SOF_TIMESTAMPING_OPT_TSONLY
+)
+
+#: An RX stamp older than this (vs. the recvmsg return) makes the REALTIME mapping re-measure.
+RX_MAX_AGE_NS = 1_000_000_000
+
+_U32 = struct.Struct("=I")
+_ANC_BUFSIZE = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """One packet timestamp, in CLOCK_MONOTONIC ns, labelled with its source."""
+
+    ns: int
+    """CLOCK_MONOTONIC nanoseconds."""
+    source: StampSource
+    raw_ns: int
+    """As delivered: CLOCK_REALTIME (kernel), PHC (hardware) or CLOCK_MONOTONIC (user)."""
+    uncertainty_ns: int = 0
+    """Half the REALTIME→MONOTONIC bracket width (0 for user stamps, read on MONOTONIC)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One received datagram with its RX stamp."""
+
+    data: bytes
+    addr: Address
+    stamp: Stamp
+
+    @property
+    def rx_ns(self) -> int:
+        return self.stamp.ns
+
+    @property
+    def stamp_source(self) -> StampSource:
+        return self.stamp.source
+
+
+@dataclass(slots=True)
+class StampCounters:
+    """Per-socket counters (for metrics); every stamp handed out is counted by source."""
+
+    rx_kernel: int = 0
+    rx_hardware: int = 0
+    rx_user: int = 0
+    tx_kernel: int = 0
+    tx_hardware: int = 0
+    tx_user: int = 0
+    tx_none: int = 0
+    """TX stamps that timed out with ``user_fallback=False`` (callback got ``None``)."""
+    tx_timeouts: int = 0
+    tx_unmatched: int = 0
+    """Error-queue stamps whose OPT_ID key matched no pending send (late, or keys out of step)."""
+    rx_datagrams: int = 0
+    tx_event: int = 0
+    tx_general: int = 0
+    rx_truncated: int = 0
+    rx_dropped: int = 0
+    """Datagrams dropped because the ``recv()`` queue was full."""
+    rx_errors: int = 0
+    cmsg_errors: int = 0
+    reader_calls: int = 0
+    errqueue_reads: int = 0
+    errqueue_other: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class SocketClosedError(ConnectionError):
+    """The :class:`StampedSocket` was closed while a ``recv()`` waited."""
+
+
+class TimestampingUnavailableError(OSError):
+    """The kernel refused the requested timestamping mode."""
+
+
+_SHARED_CLOCK_MAP: ClockMap | None = None
+
+
+def shared_clock_map() -> ClockMap:
+    """The process-wide :class:`ClockMap` every socket uses unless given another."""
+    global _SHARED_CLOCK_MAP
+    if _SHARED_CLOCK_MAP is None:
+        _SHARED_CLOCK_MAP = ClockMap()
+    return _SHARED_CLOCK_MAP
+
+
+# ------------------------------------------------------------------------------------------
+# Enabling timestamping, hardware requests
+# ------------------------------------------------------------------------------------------
+
+
+def enable_timestamping(sock: socket.socket, flags: int = SOCKET_FLAGS) -> int:
+    """Set ``SO_TIMESTAMPING`` and return the flags the kernel reports back.
+
+    Raises :class:`TimestampingUnavailableError` when the kernel rejects them.
+    """
+    try:
+        sock.setsockopt(SOL_SOCKET, SO_TIMESTAMPING, flags)
+        return int(sock.getsockopt(SOL_SOCKET, SO_TIMESTAMPING))
+    except OSError as exc:
+        raise TimestampingUnavailableError(
+            exc.errno, f"SO_TIMESTAMPING flags {flags:#x} refused: {exc.strerror}"
+        ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class TsInfo:
+    """``struct ethtool_ts_info``: what an interface can timestamp."""
+
+    so_timestamping: int
+    """SOF_TIMESTAMPING_* capabilities."""
+    phc_index: int
+    """``/dev/ptpN`` index of the NIC's clock, -1 if none."""
+    tx_types: int
+    rx_filters: int
+
+    @property
+    def hardware(self) -> bool:
+        need = SOF_TIMESTAMPING_TX_HARDWARE | SOF_TIMESTAMPING_RAW_HARDWARE
+        return self.phc_index >= 0 and (self.so_timestamping & need) == need
+
+
+def _ifreq(interface: str, data_addr: int) -> bytes:
+    name = interface.encode()
+    if not 0 < len(name) < 16:
+        raise ValueError(f"interface name {interface!r} must be 1..15 bytes")
+    return struct.pack("16sP16x", name, data_addr)
+
+
+def query_ts_info(interface: str) -> TsInfo:
+    """Ask the driver (``ETHTOOL_GET_TS_INFO``) what it can timestamp. Raises ``OSError``."""
+    buf = array.array("I", [ETHTOOL_GET_TS_INFO] + [0] * 10)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fcntl.ioctl(s.fileno(), SIOCETHTOOL, _ifreq(interface, buf.buffer_info()[0]))
+    phc = struct.unpack("=i", struct.pack("=I", buf[2]))[0]
+    return TsInfo(so_timestamping=buf[1], phc_index=phc, tx_types=buf[3], rx_filters=buf[7])
+
+
+@dataclass(frozen=True, slots=True)
+class HwConfig:
+    """``struct hwtstamp_config`` as the driver accepted it."""
+
+    flags: int
+    tx_type: int
+    rx_filter: int
+
+
+def request_hardware_timestamping(
+    sock: socket.socket,
+    interface: str,
+    tx_type: int = HWTSTAMP_TX_ON,
+    rx_filter: int = HWTSTAMP_FILTER_ALL,
+) -> HwConfig:
+    """``SIOCSHWTSTAMP`` on ``interface`` (needs CAP_NET_ADMIN and a PHC-capable NIC).
+
+    Returns the configuration the driver applied (it may widen ``rx_filter``). Raises
+    ``OSError`` (EOPNOTSUPP on veth/lo, EPERM without the capability).
+    """
+    cfg = array.array("i", [0, tx_type, rx_filter])
+    fcntl.ioctl(sock.fileno(), SIOCSHWTSTAMP, _ifreq(interface, cfg.buffer_info()[0]))
+    return HwConfig(cfg[0], cfg[1], cfg[2])
+
+
+def read_hardware_timestamping(sock: socket.socket, interface: str) -> HwConfig:
+    """``SIOCGHWTSTAMP``: the interface's current hardware stamping config. Raises ``OSError``."""
+    cfg = array.array("i", [0, 0, 0])
+    fcntl.ioctl(sock.fileno(), SIOCGHWTSTAMP, _ifreq(interface, cfg.buffer_info()[0]))
+    return HwConfig(cfg[0], cfg[1], cfg[2])
+
+
+# ------------------------------------------------------------------------------------------
+# The socket
+# ------------------------------------------------------------------------------------------
+
+TxCallback = Callable[[Stamp | None], None]
+
+
+@dataclass(slots=True)
+class _Pending:
+    user_ns: int
+    callback: TxCallback
+    timer: asyncio.TimerHandle | None = None
+
+
+class StampedSocket:
+    """A non-blocking UDP socket with RX/TX stamps, driven by ``loop.add_reader``.
+
+    Parameters:
+        sock: a bound UDP socket (see :func:`netclock.platform.udp.open_udp`); it is made
+            non-blocking and owned by this object from now on.
+        loop: the stdlib asyncio loop (default: the running loop).
+        on_receive: callback style; when given, datagrams go to it instead of ``recv()``.
+        timestamping: request kernel stamps; ``False`` gives userspace stamps only. If the
+            kernel refuses, the socket falls back to userspace stamps (see ``mode``).
+        hardware_interface: also request NIC stamps on this interface (SIOCSHWTSTAMP); falls
+            back to software stamps when the driver refuses (``hardware_error`` says why).
+        phc_to_mono: maps a raw hardware stamp (the NIC's PHC time) to MONOTONIC; hardware
+            stamping is only requested when it is given. (Untested here: no PHC on this machine.)
+        clock_map: REALTIME→MONOTONIC mapping (default: the process-wide
+            :func:`shared_clock_map`, so stamps from different sockets map identically).
+        tx_timeout_s: how long a TX stamp may take before the fallback is used.
+        user_fallback: on a missing TX stamp, give the userspace stamp (True) or ``None``.
+        batch: at most this many datagrams per reader callback before the error queue is drained.
+        bufsize: largest datagram accepted (longer ones are counted and dropped).
+        queue_size: ``recv()`` queue bound (oldest dropped, counted).
+        max_pending: at most this many sends wait for a TX stamp (oldest given up first).
+        explicit_keys: pass each send's key in a ``SCM_TS_OPT_ID`` cmsg when the kernel has it
+            (6.13+), so a send the kernel counted but never stamped cannot put the keys out of
+            step; ``False`` always mirrors the kernel's counter.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        on_receive: Callable[[Received], None] | None = None,
+        timestamping: bool = True,
+        hardware_interface: str | None = None,
+        phc_to_mono: Callable[[int], Mapped] | None = None,
+        clock_map: ClockMap | None = None,
+        tx_timeout_s: float = 0.1,
+        user_fallback: bool = True,
+        batch: int = 64,
+        bufsize: int = 2048,
+        queue_size: int = 1024,
+        max_pending: int = 4096,
+        explicit_keys: bool = True,
+    ) -> None:
+        self.sock = sock
+        self.loop = loop if loop is not None else asyncio.get_running_loop()
+        self.clock_map = clock_map if clock_map is not None else shared_clock_map()
+        self.counters = StampCounters()
+        self.on_receive = on_receive
+        self.tx_timeout_s = tx_timeout_s
+        self.user_fallback = user_fallback
+        self.batch = batch
+        self.bufsize = bufsize
+        self.max_pending = max_pending
+        self.phc_to_mono = phc_to_mono
+        #: ``"kernel"``, ``"hardware"`` or ``"user"``: the best stamps this socket asked for.
+        self.mode: StampSource = "user"
+        #: Why a kernel/hardware request failed (``None`` when it did not).
+        self.timestamping_error: str | None = None
+        self.hardware_error: str | None = None
+        self.hardware_config: HwConfig | None = None
+        self._tx_flags = 0
+        self._tx_cmsg = b""
+        self._next_key = 0
+        #: How OPT_ID keys are tied to sends: ``"explicit"`` (SCM_TS_OPT_ID cmsg, Linux 6.13+),
+        #: ``"counted"`` (the kernel's per-socket counter, mirrored here), or ``"probing"``
+        #: until the first event send has found out.
+        self.key_mode: Literal["probing", "explicit", "counted"] = (
+            "probing" if explicit_keys else "counted"
+        )
+        self._pending: dict[int, _Pending] = {}
+        self._queue: collections.deque[Received] = collections.deque(maxlen=queue_size)
+        self._waiters: collections.deque[asyncio.Future[Received]] = collections.deque()
+        self._closed = False
+
+        sock.setblocking(False)
+        if timestamping:
+            self._enable(hardware_interface)
+        self.loop.add_reader(sock.fileno(), self.handle_readable)
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def _enable(self, hardware_interface: str | None) -> None:
+        flags = SOCKET_FLAGS
+        if hardware_interface is not None and self.phc_to_mono is None:
+            self.hardware_error = "hardware stamps need phc_to_mono (a PHC→MONOTONIC mapping)"
+        elif hardware_interface is not None:
+            try:
+                self.hardware_config = request_hardware_timestamping(self.sock, hardware_interface)
+                flags |= HARDWARE_FLAGS
+            except OSError as exc:
+                self.hardware_error = f"SIOCSHWTSTAMP on {hardware_interface}: {exc.strerror}"
+        try:
+            enable_timestamping(self.sock, flags)
+        except TimestampingUnavailableError as exc:
+            if flags == SOCKET_FLAGS:
+                self.timestamping_error = str(exc)
+                return
+            self.hardware_error = str(exc)
+            flags = SOCKET_FLAGS
+            try:
+                enable_timestamping(self.sock, flags)
+            except TimestampingUnavailableError as exc2:
+                self.timestamping_error = str(exc2)
+                return
+        self._tx_flags = SOF_TIMESTAMPING_TX_SOFTWARE
+        self.mode = "kernel"
+        if flags & SOF_TIMESTAMPING_TX_HARDWARE:
+            self._tx_flags |= SOF_TIMESTAMPING_TX_HARDWARE
+            self.mode = "hardware"
+        self._tx_cmsg = _U32.pack(self._tx_flags)
+
+    # -- properties --------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def local_address(self) -> Address:
+        return tuple(self.sock.getsockname())
+
+    @property
+    def pending_tx(self) -> int:
+        """Event sends still waiting for their TX stamp."""
+        return len(self._pending)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _sendmsg(
+        self, data: bytes, ancdata: list[tuple[int, int, bytes]], addr: Address | None
+    ) -> None:
+        if addr is None:
+            self.sock.sendmsg([data], ancdata)
+        else:
+            self.sock.sendmsg([data], ancdata, 0, addr)
+
+    def send_general(self, data: bytes, addr: Address | None) -> None:
+        """Send without a TX stamp (PTP general messages, NTP basic-mode replies).
+
+        ``addr=None`` sends on a connected socket. Raises ``OSError`` if the send fails.
+        """
+        if self._closed:
+            raise SocketClosedError("send on a closed StampedSocket")
+        self._sendmsg(data, [], addr)
+        self.counters.tx_general += 1
+
+    def send_event_cb(self, data: bytes, addr: Address | None, callback: TxCallback) -> int:
+        """Send now; ``callback(stamp)`` runs once with the TX stamp. Returns the OPT_ID key.
+
+        The callback may run before this method returns (software stamps are usually queued by
+        the time ``sendmsg`` returns). Raises ``OSError`` if the send fails (no callback then).
+        ``addr=None`` sends on a connected socket. Returns -1 when no kernel stamp is asked for.
+        """
+        if self._closed:
+            raise SocketClosedError("send on a closed StampedSocket")
+        if not self._tx_flags:
+            user_ns = time.monotonic_ns()
+            self._sendmsg(data, [], addr)
+            self.counters.tx_event += 1
+            self.counters.tx_user += 1
+            self._call(callback, Stamp(user_ns, "user", user_ns))
+            return -1
+        key = self._next_key
+        anc = [(SOL_SOCKET, SO_TIMESTAMPING, self._tx_cmsg)]
+        if self.key_mode != "counted":
+            anc.append((SOL_SOCKET, SCM_TS_OPT_ID, _U32.pack(key)))
+        user_ns = time.monotonic_ns()
+        try:
+            self._sendmsg(data, anc, addr)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or self.key_mode != "probing":
+                raise
+            # Kernel < 6.13: no SCM_TS_OPT_ID; count keys like the kernel does instead.
+            self.key_mode = "counted"
+            user_ns = time.monotonic_ns()
+            self._sendmsg(data, anc[:1], addr)
+        if self.key_mode == "probing":
+            self.key_mode = "explicit"
+        self._next_key = (key + 1) & 0xFFFFFFFF
+        self.counters.tx_event += 1
+        pending = _Pending(user_ns, callback)
+        self._pending[key] = pending
+        self._drain_errqueue()
+        if key in self._pending:
+            pending.timer = self.loop.call_later(self.tx_timeout_s, self._tx_timeout, key)
+            if len(self._pending) > self.max_pending:
+                self._tx_timeout(next(iter(self._pending)))
+        return key
+
+    def send_event(self, data: bytes, addr: Address | None) -> asyncio.Future[Stamp | None]:
+        """Send now; the returned future resolves to the TX stamp (see ``send_event_cb``)."""
+        fut: asyncio.Future[Stamp | None] = self.loop.create_future()
+
+        def done(stamp: Stamp | None) -> None:
+            if not fut.done():
+                fut.set_result(stamp)
+
+        self.send_event_cb(data, addr, done)
+        return fut
+
+    def _tx_timeout(self, key: int) -> None:
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            return
+        if pending.timer is not None:
+            pending.timer.cancel()
+        self.counters.tx_timeouts += 1
+        if self.user_fallback:
+            self.counters.tx_user += 1
+            self._call(pending.callback, Stamp(pending.user_ns, "user", pending.user_ns))
+        else:
+            self.counters.tx_none += 1
+            self._call(pending.callback, None)
+
+    def _call(self, callback: Callable[[T], None], arg: T) -> None:
+        """Run a user callback; its exception goes to the loop's handler, not into our I/O."""
+        try:
+            callback(arg)
+        except Exception as exc:
+            self.loop.call_exception_handler(
+                {"message": "StampedSocket callback failed", "exception": exc, "socket": self}
+            )
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    async def recv(self) -> Received:
+        """The next datagram (only when no ``on_receive`` callback was given)."""
+        if self._queue:
+            return self._queue.popleft()
+        if self._closed:
+            raise SocketClosedError("recv on a closed StampedSocket")
+        fut: asyncio.Future[Received] = self.loop.create_future()
+        self._waiters.append(fut)
+        try:
+            return await fut
+        finally:
+            if not fut.done():
+                fut.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(fut)
+
+    def _deliver(self, received: Received) -> None:
+        if self.on_receive is not None:
+            self._call(self.on_receive, received)
+            return
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(received)
+                return
+        if len(self._queue) == self._queue.maxlen:
+            self.counters.rx_dropped += 1
+        self._queue.append(received)
+
+    def handle_readable(self) -> None:
+        """The reader callback: a bounded batch of datagrams, then the whole error queue."""
+        self.counters.reader_calls += 1
+        sock = self.sock
+        for _ in range(self.batch):
+            if self._closed:
+                return
+            try:
+                data, anc, flags, addr = sock.recvmsg(self.bufsize, _ANC_BUFSIZE)
+            except BlockingIOError:
+                break
+            except OSError:
+                # e.g. ECONNREFUSED on a connected socket: pending socket error, consumed here.
+                self.counters.rx_errors += 1
+                continue
+            user_ns = time.monotonic_ns()
+            if flags & socket.MSG_TRUNC:
+                self.counters.rx_truncated += 1
+                continue
+            stamp = self._rx_stamp(anc, flags, user_ns)
+            self.counters.rx_datagrams += 1
+            self._deliver(Received(data, tuple(addr), stamp))
+        if not self._closed:
+            self._drain_errqueue()
+
+    def _rx_stamp(self, anc: list[tuple[int, int, bytes]], flags: int, user_ns: int) -> Stamp:
+        try:
+            parsed = parse_ancillary(anc) if anc else Ancillary()
+        except CmsgError:
+            self.counters.cmsg_errors += 1
+            parsed = Ancillary()
+        if flags & socket.MSG_CTRUNC:
+            self.counters.cmsg_errors += 1
+        stamp = self._kernel_stamp(parsed, user_ns - RX_MAX_AGE_NS, user_ns)
+        if stamp is None:
+            self.counters.rx_user += 1
+            return Stamp(user_ns, "user", user_ns)
+        if stamp.source == "hardware":
+            self.counters.rx_hardware += 1
+        else:
+            self.counters.rx_kernel += 1
+        return stamp
+
+    def _kernel_stamp(self, parsed: Ancillary, earliest: int, latest: int) -> Stamp | None:
+        """The best kernel stamp in ``parsed``, mapped to MONOTONIC; it must lie in
+        ``[earliest, latest]`` (else REALTIME stepped: the mapping is re-measured)."""
+        ts = parsed.timestamping
+        if ts is None:
+            return None
+        if ts.hardware_ns is not None and self.phc_to_mono is not None:
+            m = self.phc_to_mono(ts.hardware_ns)
+            return Stamp(m.mono_ns, "hardware", ts.hardware_ns, m.uncertainty_ns)
+        if ts.software_ns is not None:
+            m = self.clock_map.to_mono_within(ts.software_ns, earliest, latest)
+            return Stamp(m.mono_ns, "kernel", ts.software_ns, m.uncertainty_ns)
+        return None
+
+    def _drain_errqueue(self) -> None:
+        sock = self.sock
+        while True:
+            try:
+                _, anc, _flags, _addr = sock.recvmsg(0, _ANC_BUFSIZE, socket.MSG_ERRQUEUE)
+            except BlockingIOError:
+                return
+            except OSError:
+                self.counters.rx_errors += 1
+                return
+            self.counters.errqueue_reads += 1
+            try:
+                parsed = parse_ancillary(anc)
+            except CmsgError:
+                self.counters.cmsg_errors += 1
+                continue
+            key = parsed.tx_key
+            if key is None:
+                self.counters.errqueue_other += 1
+                continue
+            pending = self._pending.pop(key, None)
+            if pending is None:
+                self.counters.tx_unmatched += 1
+                continue
+            if pending.timer is not None:
+                pending.timer.cancel()
+            stamp = self._kernel_stamp(parsed, pending.user_ns, time.monotonic_ns())
+            if stamp is None:
+                self.counters.tx_user += 1
+                stamp = Stamp(pending.user_ns, "user", pending.user_ns)
+            elif stamp.source == "hardware":
+                self.counters.tx_hardware += 1
+            else:
+                self.counters.tx_kernel += 1
+            self._call(pending.callback, stamp)
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop reading, give pending TX callbacks their fallback, wake ``recv()`` waiters."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(ValueError, OSError, RuntimeError):
+            self.loop.remove_reader(self.sock.fileno())
+        for key in list(self._pending):
+            self._tx_timeout(key)
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_exception(SocketClosedError("StampedSocket closed"))
+        self.sock.close()
+
+    def __enter__(self) -> StampedSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
