@@ -24,37 +24,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
 
 from netclock.calibration import RATE_DENOM, Calibration, FitResult, WindowedCalibration
+from netclock.observe import LockState, Quality
 from netclock.time import NS_PER_S
 
 __all__ = [
+    "CLOCK_CLASS",
     "Discipline",
     "DisciplineConfig",
     "DisciplineEvent",
     "DisciplineSnapshot",
-    "LockState",
-    "Quality",
     "SourceConfig",
-    "SourceSnapshot",
+    "SourceStatus",
 ]
 
 
-class LockState(Enum):
-    FREERUN = "FREERUN"
-    LOCKING = "LOCKING"
-    LOCKED = "LOCKED"
-    HOLDOVER = "HOLDOVER"
-
-
-class Quality(Enum):
-    """Published time quality, numbered like PTP clockClass values (IEEE 1588 §7.6.2.5)."""
-
-    LOCKED = 6
-    HOLDOVER_IN_SPEC = 7
-    OUT_OF_SPEC = 52
-    FREERUN = 248
+#: PTP clockClass (IEEE 1588 §7.6.2.5) to announce for each quality when serving time.
+CLOCK_CLASS = {
+    Quality.LOCKED: 6,
+    Quality.HOLDOVER_IN_SPEC: 7,
+    Quality.OUT_OF_SPEC: 52,
+    Quality.UNKNOWN: 248,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +86,7 @@ class DisciplineEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class SourceSnapshot:
+class SourceStatus:
     name: str
     priority: int
     alive: bool
@@ -119,7 +111,7 @@ class DisciplineSnapshot:
     holdover_ns: int
     rate_sigma_ppb: float
     wander_ppb_per_s: float
-    sources: tuple[SourceSnapshot, ...] = ()
+    sources: tuple[SourceStatus, ...] = ()
 
 
 @dataclass
@@ -282,7 +274,7 @@ class Discipline:
 
     def _set_state(self, new: LockState, events: list[DisciplineEvent]) -> None:
         if new != self._state:
-            events.append(DisciplineEvent("state", f"{self._state.value} -> {new.value}"))
+            events.append(DisciplineEvent("state", f"{self._state.name} -> {new.name}"))
             self._state = new
 
     # -- error bound --------------------------------------------------------------------------
@@ -319,15 +311,13 @@ class Discipline:
             if self.error_bound(now) <= self.config.holdover_spec_ns:
                 return Quality.HOLDOVER_IN_SPEC
             return Quality.OUT_OF_SPEC
-        if self._state == LockState.LOCKING:
-            return Quality.OUT_OF_SPEC
-        return Quality.FREERUN
+        return Quality.OUT_OF_SPEC
 
     # -- observation ---------------------------------------------------------------------------
     def snapshot(self, now: int) -> DisciplineSnapshot:
         sigma, wander = self._rate_stats()
         srcs = tuple(
-            SourceSnapshot(
+            SourceStatus(
                 name=s.cfg.name,
                 priority=s.cfg.priority,
                 alive=s.alive(now),
@@ -367,7 +357,7 @@ class Discipline:
             "version": 1,
             "rate_num": num,
             "rate_denom": RATE_DENOM,
-            "state": self._state.value,
+            "state": self._state.name,
             "rate_sigma_ppb": sigma,
             "wander_ppb_per_s": wander,
             "steps": self.steps,

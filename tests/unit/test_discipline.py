@@ -2,13 +2,8 @@
 
 import pytest
 
-from netclock.discipline import (
-    Discipline,
-    DisciplineConfig,
-    LockState,
-    Quality,
-    SourceConfig,
-)
+from netclock.discipline import CLOCK_CLASS, Discipline, DisciplineConfig, SourceConfig
+from netclock.observe import LockState, Quality
 from netclock.time import NS_PER_S
 
 MS = 1_000_000
@@ -49,7 +44,8 @@ def two_sources() -> Discipline:
 def test_freerun_then_locking_then_locked() -> None:
     d = two_sources()
     assert d.state is LockState.FREERUN
-    assert d.snapshot(0).quality is Quality.FREERUN
+    assert d.snapshot(0).quality is Quality.OUT_OF_SPEC
+    assert CLOCK_CLASS[Quality.LOCKED] == 6
     ev = feed(d, "ptp", 1, 3)
     assert d.state is LockState.FREERUN and not ev  # below the window threshold
     ev = feed(d, "ptp", 1.75, 1)
