@@ -38,6 +38,7 @@ __all__ = [
     "NtpServer",
     "PtpSection",
     "PublishSection",
+    "ReferenceSection",
     "all_keys",
     "load_file",
     "load_text",
@@ -237,6 +238,33 @@ class NtpSection:
 
 
 @dataclass(frozen=True, slots=True)
+class ReferenceSection:
+    """A local time reference: what a grandmaster serves when it follows no network source."""
+
+    enabled: bool = knob(False, "Use the local reference as a time source.")
+    clock: str = knob(
+        "realtime",
+        "Local clock the reference reads: realtime (CLOCK_REALTIME, the system's UTC) or tai "
+        "(CLOCK_TAI).",
+        choices=("realtime", "tai"),
+    )
+    shift_ns: int = knob(
+        0,
+        "Constant added to the reference clock (e.g. to serve a deliberately shifted domain).",
+        min=-(10**18),
+        max=10**18,
+        unit="ns",
+    )
+    timescale: str = knob(
+        "utc", "Timescale the reference is announced as.", choices=("utc", "tai", "arb")
+    )
+    interval_s: float = knob(
+        1.0, "How often the reference is read.", min=0.01, max=3600.0, unit="s"
+    )
+    priority: int = knob(200, "Source priority for failover (lower is preferred).", min=0, max=255)
+
+
+@dataclass(frozen=True, slots=True)
 class HoldoverSection:
     """What happens when the selected source goes quiet."""
 
@@ -326,6 +354,7 @@ class Config:
     clock: ClockSection = field(default_factory=ClockSection)
     ptp: PtpSection = field(default_factory=PtpSection)
     ntp: NtpSection = field(default_factory=NtpSection)
+    reference: ReferenceSection = field(default_factory=ReferenceSection)
     holdover: HoldoverSection = field(default_factory=HoldoverSection)
     publish: PublishSection = field(default_factory=PublishSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)

@@ -64,12 +64,16 @@ class DisciplineConfig:
     outlier_k: float = 4.0
     error_floor_ns: int = 50
     fit_step_threshold_ns: int = 1_000_000
+    step_confirm: int = 3
     #: LOCKED needs the error bound below this ...
     lock_threshold_ns: int = 10_000
     #: ... for this many consecutive updates.
     lock_count: int = 4
     #: A published discontinuity above this is a step (counted, logged, new epoch).
     step_threshold_ns: int = 1_000
+    #: When the selected source is lost while another is alive, stay in HOLDOVER this long
+    #: before failing over (0: switch at once). A source that returns in time is kept.
+    failover_after_ns: int = 0
     #: Holdover stays "in spec" while the error bound is below this.
     holdover_spec_ns: int = 1_000_000
     #: Floor for the holdover frequency uncertainty (ppb), whatever the fit says.
@@ -166,6 +170,7 @@ class Discipline:
             outlier_k=c.outlier_k,
             error_floor_ns=c.error_floor_ns,
             step_threshold_ns=c.fit_step_threshold_ns,
+            step_confirm=c.step_confirm,
         )
         self._sources[cfg.name] = _Source(cfg, w, prior_rate_num=self._prior_rate_num)
 
@@ -228,6 +233,22 @@ class Discipline:
     def _update(self, now: int) -> list[DisciplineEvent]:
         events: list[DisciplineEvent] = []
         best = self._best_source(now)
+        cur = self._sources.get(self._selected) if self._selected is not None else None
+        if (
+            best is not None
+            and cur is not None
+            and best is not cur
+            and not cur.alive(now)
+            and self.config.failover_after_ns > 0
+            and cur.last_update is not None
+            and now - cur.last_update - cur.cfg.timeout_ns < self.config.failover_after_ns
+        ):
+            # Hold over on the lost source a little before failing over.
+            if self._holdover_since is None:
+                self._holdover_since = now
+            self._good_updates = 0
+            self._set_state(LockState.HOLDOVER, events)
+            return events
         new_name = best.cfg.name if best else None
         if new_name != self._selected:
             events.append(

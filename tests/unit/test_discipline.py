@@ -146,3 +146,22 @@ def test_unknown_source() -> None:
     d.add_source(SourceConfig("a"))
     with pytest.raises(ValueError, match="already"):
         d.add_source(SourceConfig("a"))
+
+
+def test_failover_waits_in_holdover_when_configured() -> None:
+    d = Discipline(
+        DisciplineConfig(failover_after_ns=3 * NS_PER_S),
+        (
+            SourceConfig("ptp", priority=10, timeout_ns=NS_PER_S),
+            SourceConfig("ntp", priority=20, timeout_ns=NS_PER_S),
+        ),
+    )
+    feed(d, "ptp", 1, 8)  # last ptp observation at 2.75 s
+    feed(d, "ntp", 1.1, 8)
+    assert d.snapshot(3 * NS_PER_S).source == "ptp"
+    feed(d, "ntp", 3.1, 8)  # ntp keeps going until 4.85 s; ptp lost at 3.75 s
+    d.tick(5 * NS_PER_S)
+    assert d.state is LockState.HOLDOVER  # within failover-after
+    feed(d, "ntp", 5.1, 12)  # until 7.85 s: past 3.75 + 3 s
+    assert d.snapshot(8 * NS_PER_S).source == "ntp"
+    assert d.state is not LockState.HOLDOVER

@@ -1,0 +1,332 @@
+"""NTP over UDP (IPv4/IPv6) on asyncio, with kernel RX/TX timestamps: drives the sans-IO cores.
+
+* :class:`SourceDriver` runs one :class:`~netclock.ntp.source.NtpSource` on a
+  :class:`~netclock.platform.timestamping.StampedSocket`: requests go out with a TX-stamp
+  request (the kernel stamp, from the error queue, replaces the userspace t1), responses are
+  handed over with their kernel RX stamp, timers become ``loop.call_later``.
+* :class:`ServerDriver` answers requests with :class:`~netclock.ntp.server.NtpServer`. Basic
+  responses get their transmit timestamp refreshed right before ``sendmsg``; every response asks
+  for a kernel TX stamp so that the next interleaved request can be answered with it.
+* :func:`query` is the one-shot measurement behind ``netclock ntp query``.
+
+All stamps are CLOCK_MONOTONIC ns. Kernel software stamps are CLOCK_REALTIME and are mapped by
+the socket's :class:`~netclock.platform.clockmap.ClockMap` (a bracketed MONOTONIC/REALTIME read;
+half the bracket width is recorded as the stamp's uncertainty). When the kernel gives no stamp
+the socket falls back to userspace stamps, and results say so (``timestamping="user"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from netclock.ntp.server import NtpServer
+from netclock.ntp.source import (
+    Action,
+    Demobilize,
+    Measured,
+    NtpSample,
+    NtpSource,
+    Send,
+    SetTimer,
+    SourceConfig,
+)
+from netclock.platform.clockmap import ClockMap
+from netclock.platform.timestamping import Received, StampedSocket
+from netclock.platform.udp import NTP_PORT, open_udp
+
+Address = tuple[Any, ...]
+
+
+def parse_hostport(text: str, default_port: int = NTP_PORT) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address → (host, port)."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        return host, int(port)
+    return text, default_port
+
+
+def resolve(host: str, port: int) -> tuple[socket.AddressFamily, Address]:
+    """One address for ``host`` (numeric addresses are not looked up)."""
+    with contextlib.suppress(ValueError):
+        ip = ipaddress.ip_address(host)
+        if ip.version == 6:
+            return socket.AF_INET6, (host, port, 0, 0)
+        return socket.AF_INET, (host, port)
+    fam, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    return socket.AddressFamily(fam), tuple(addr)
+
+
+# ---------------------------------------------------------------------------------------------
+# client
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DriverStats:
+    rx_kernel: int = 0
+    rx_user: int = 0
+    tx_kernel: int = 0
+    tx_user: int = 0
+    foreign: int = 0
+
+
+class SourceDriver:
+    """Runs one NtpSource against ``server`` on ``sock`` (which it does not own)."""
+
+    def __init__(
+        self,
+        source: NtpSource,
+        sock: StampedSocket,
+        server: Address,
+        on_sample: Callable[[NtpSample, str], None],
+        *,
+        on_demobilize: Callable[[str], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.sock = sock
+        self.server = server
+        self.on_sample = on_sample
+        self.on_demobilize = on_demobilize
+        self.stats = DriverStats()
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_rx_source = "user"
+        self._rx_sources: dict[int, str] = {}
+        self.stopped = False
+
+    def start(self) -> None:
+        self._run(self.source.handle_timer(time.monotonic_ns()))
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def handle_received(self, r: Received) -> None:
+        if r.addr[0] != self.server[0] or r.addr[1] != self.server[1]:
+            self.stats.foreign += 1
+            return
+        src = r.stamp.source
+        if src == "user":
+            self.stats.rx_user += 1
+        else:
+            self.stats.rx_kernel += 1
+        self._rx_sources[r.rx_ns] = src
+        if len(self._rx_sources) > 64:
+            self._rx_sources.pop(next(iter(self._rx_sources)))
+        self._run(self.source.handle_incoming(r.data, r.rx_ns, time.monotonic_ns()))
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self.stopped:
+            self._run(self.source.handle_timer(time.monotonic_ns()))
+
+    def _run(self, actions: list[Action]) -> None:
+        for a in actions:
+            if isinstance(a, Send):
+                self._send(a)
+            elif isinstance(a, SetTimer):
+                if self._timer is not None:
+                    self._timer.cancel()
+                delay = max(a.at_ns - time.monotonic_ns(), 0) / 1e9
+                self._timer = self.sock.loop.call_later(delay, self._on_timer)
+            elif isinstance(a, Measured):
+                rx_src = self._rx_sources.get(a.sample.t4, "user")
+                kernel = a.sample.t1_source == "kernel" and rx_src != "user"
+                self.on_sample(a.sample, "kernel" if kernel else "user")
+            elif isinstance(a, Demobilize):
+                self.stop()
+                if self.on_demobilize is not None:
+                    self.on_demobilize(a.reason)
+
+    def _send(self, a: Send) -> None:
+        rid = a.request_id
+
+        def tx_done(stamp: Any) -> None:
+            if stamp is None:
+                return
+            if stamp.source == "user":
+                self.stats.tx_user += 1
+                return  # the userspace t1 taken at handle_timer stays (it is the same kind)
+            self.stats.tx_kernel += 1
+            self._run(self.source.handle_tx_timestamp(rid, stamp.ns))
+
+        # OSError: unreachable now; the reach register will show it
+        with contextlib.suppress(OSError):
+            self.sock.send_event_cb(a.data, self.server, tx_done)
+
+
+def open_client_socket(
+    family: socket.AddressFamily, *, timestamping: bool = True, clock_map: ClockMap | None = None,
+    on_receive: Callable[[Received], None] | None = None,
+) -> StampedSocket:
+    raw = open_udp("::" if family == socket.AF_INET6 else "0.0.0.0", 0, family=family)
+    return StampedSocket(raw, on_receive=on_receive, timestamping=timestamping,
+                         clock_map=clock_map)
+
+
+@dataclass
+class QueryResult:
+    server: str
+    offset_ns: int
+    delay_ns: int
+    stratum: int
+    leap: int
+    reference_id: str
+    timestamping: str
+    mode: str
+    samples: int
+    mapping_uncertainty_ns: int
+    all_offsets_ns: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "server": self.server, "offset_ns": self.offset_ns, "delay_ns": self.delay_ns,
+            "stratum": self.stratum, "leap": self.leap, "reference_id": self.reference_id,
+            "timestamping": self.timestamping, "mode": self.mode, "samples": self.samples,
+            "mapping_uncertainty_ns": self.mapping_uncertainty_ns,
+            "all_offsets_ns": self.all_offsets_ns,
+        }
+
+
+async def query(
+    host: str,
+    port: int = NTP_PORT,
+    *,
+    count: int = 4,
+    poll: int = -3,
+    timeout_s: float = 5.0,
+    xleave: bool = False,
+    timestamping: bool = True,
+) -> QueryResult:
+    """Measure the offset of ``host`` against local CLOCK_REALTIME, like ``chronyd -Q``.
+
+    Sends up to ``count`` requests 2^poll s apart (more if some are lost, within
+    ``timeout_s``) and reports the lowest-delay sample. ``offset_ns`` = server time − local
+    REALTIME (positive: the server is ahead)."""
+    from netclock.ntp.wire import refid_str
+
+    family, addr = resolve(host, port)
+    clock_map = ClockMap()
+    samples: list[tuple[NtpSample, str]] = []
+    done = asyncio.get_running_loop().create_future()
+    driver: SourceDriver | None = None
+
+    def on_sample(s: NtpSample, kind: str) -> None:
+        samples.append((s, kind))
+        if len(samples) >= count and not done.done():
+            done.set_result(None)
+
+    def on_demob(reason: str) -> None:
+        if not done.done():
+            done.set_exception(ConnectionRefusedError(f"server sent KoD {reason}"))
+
+    def on_rx(r: Received) -> None:
+        assert driver is not None
+        driver.handle_received(r)
+
+    sock = open_client_socket(family, timestamping=timestamping, clock_map=clock_map,
+                              on_receive=on_rx)
+    cfg = SourceConfig(minpoll=poll, maxpoll=poll, iburst=False, filter_length=1,
+                       xleave=xleave)
+    source = NtpSource(cfg, random.Random(), pivot_unix_ns=time.time_ns())
+    driver = SourceDriver(source, sock, addr, on_sample, on_demobilize=on_demob)
+    try:
+        driver.start()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(done), timeout_s)
+        if done.done() and done.exception() is not None:
+            raise done.exception()  # type: ignore[misc]
+    finally:
+        driver.stop()
+        sock.close()
+    if not samples:
+        raise TimeoutError(f"no valid response from {host}:{port} in {timeout_s} s")
+    est = clock_map.estimate
+    best, kind = min(samples, key=lambda sk: sk[0].delay_ns)
+
+    def to_offset(s: NtpSample) -> int:
+        return s.raw_offset_ns - est.offset_ns
+
+    return QueryResult(
+        server=f"{host}:{port}",
+        offset_ns=to_offset(best),
+        delay_ns=best.delay_ns,
+        stratum=best.stratum,
+        leap=int(best.leap),
+        reference_id=refid_str(best.reference_id, best.stratum),
+        timestamping=kind,
+        mode=best.mode.value,
+        samples=len(samples),
+        mapping_uncertainty_ns=est.uncertainty_ns,
+        all_offsets_ns=[to_offset(s) for s, _ in samples],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# server
+# ---------------------------------------------------------------------------------------------
+
+
+class ServerDriver:
+    """Answers NTP requests arriving on ``sock`` with ``server`` (neither is owned)."""
+
+    def __init__(self, server: NtpServer, sock: StampedSocket) -> None:
+        self.server = server
+        self.sock = sock
+        self.stats = DriverStats()
+        sock.on_receive = self.handle_received
+
+    def handle_received(self, r: Received) -> None:
+        if r.stamp.source == "user":
+            self.stats.rx_user += 1
+        else:
+            self.stats.rx_kernel += 1
+        resp = self.server.respond(r.data, r.rx_ns, time.monotonic_ns(), r.addr[0])
+        if resp is None:
+            return
+        data = self.server.restamp(resp, time.monotonic_ns())
+        token = resp.tx_token
+        try:
+            if token is None:
+                self.sock.send_general(data, r.addr)
+                return
+
+            def tx_done(stamp: Any) -> None:
+                if stamp is not None:
+                    if stamp.source == "user":
+                        self.stats.tx_user += 1
+                    else:
+                        self.stats.tx_kernel += 1
+                    self.server.handle_tx_timestamp(token, stamp.ns)
+
+            self.sock.send_event_cb(data, r.addr, tx_done)
+        except OSError:
+            pass
+
+
+def system_served_time(clock_map: ClockMap, shift_ns: int = 0) -> Callable[[int], int]:
+    """MONOTONIC ns → CLOCK_REALTIME ns (+ ``shift_ns``): serve the system clock's domain."""
+
+    def served(mono: int) -> int:
+        return clock_map.to_realtime(mono) + shift_ns
+
+    return served
+
+
+def open_server_socket(host: str, port: int, *, timestamping: bool = True,
+                       clock_map: ClockMap | None = None) -> StampedSocket:
+    family, _ = resolve(host or "0.0.0.0", port)
+    raw = open_udp(host, port, family=family)
+    return StampedSocket(raw, timestamping=timestamping, clock_map=clock_map,
+                         on_receive=lambda r: None)
