@@ -1,0 +1,197 @@
+"""Servo path: port Measurements → pre-filter → WindowedCalibration (local → PTP ns). Pure.
+
+The port already filters the mean path delay (median + thresholds, :class:`DelayFilter`). Here
+each Measurement becomes one calibration observation ``(internal=t2, external=t1 + c + delay)``
+after an optional moving median over the offset (``offset_median`` samples; 1 = off) and a
+delay gate (a measurement whose raw delay exceeds ``max_delay_ns`` is skipped). The result is
+the calibration the daemon publishes, plus the per-sample figures ptp4l prints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from netclock.calibration import Calibration, FitResult, WindowedCalibration
+from netclock.ptp.actions import Measurement
+from netclock.ptp.filters import MedianFilter
+from netclock.time import NS_PER_S
+
+
+@dataclass(frozen=True, slots=True)
+class ServoSample:
+    """One processed measurement. ``offset_ns``: master time minus the published time at t2
+    (before this observation was added; 0 until the first fit). ``freq_ppb``: fitted rate − 1."""
+
+    internal: int
+    external: int
+    offset_ns: int
+    path_delay_ns: int
+    freq_ppb: float
+    fit: FitResult | None
+
+
+class PtpServo:
+    def __init__(
+        self,
+        window_size: int = 16,
+        window_threshold: int = 4,
+        offset_median: int = 1,
+        max_delay_ns: int = 100_000_000,
+        window_ns: int | None = 32 * 1_000_000_000,
+        max_window_size: int = 1024,
+        step_threshold_ns: int = 1_000_000,
+        sync_select: int = 0,
+        select_span_ns: int = 500_000_000,
+    ) -> None:
+        """``window_ns``: when set, the window follows the measurement rate so that it spans
+        about this much time (between ``window_size`` and ``max_window_size`` samples); None
+        keeps ``window_size`` fixed. ``sync_select``: of every N consecutive measurements only
+        the one whose Sync arrived earliest relative to the current calibration (the least
+        queued) goes into the fit (1 = all; needs a first fit; 0 = auto: groups spanning
+        ``select_span_ns`` at the measured Sync rate). ``step_threshold_ns``:
+        disagreement that, confirmed over
+        ~4 s, is taken as a step of the master's time (0 = never step)."""
+        self.calibration = WindowedCalibration(
+            window_size, window_threshold, step_threshold_ns=step_threshold_ns
+        )
+        self.offset_filter = MedianFilter(offset_median)
+        self.max_delay_ns = max_delay_ns
+        self.window_ns = window_ns
+        self.min_window_size = window_size
+        self.max_window_size = max_window_size
+        self.skipped = 0
+        self._last_t2: int | None = None
+        #: consecutive samples far from the published calibration (watchdog)
+        self._far = 0
+        self.resets = 0
+        #: a fitted |rate - 1| above this is impossible for a real oscillator pair: refit
+        self.max_rate_ppb = 1_000_000.0
+        self._gaps = MedianFilter(15)
+        self.sync_select = sync_select
+        self.select_span_ns = select_span_ns
+        self._auto_select = 1
+        self._group: list[tuple[int, int, int]] = []  # (queueing proxy, internal, external)
+
+    def configure(
+        self,
+        *,
+        window_size: int | None = None,
+        window_threshold: int | None = None,
+        offset_median: int | None = None,
+        max_delay_ns: int | None = None,
+        window_ns: int | None = None,
+        sync_select: int | None = None,
+    ) -> None:
+        """Change any parameter while running (``window_ns=0`` turns the adaptive window off)."""
+        if window_size is not None:
+            self.min_window_size = window_size
+        if window_ns is not None:
+            self.window_ns = window_ns or None
+        if sync_select is not None:
+            if sync_select < 0:
+                raise ValueError("sync_select must be >= 0 (0 = auto)")
+            self.sync_select = sync_select
+        self.calibration.set_window(window_size, window_threshold)
+        if offset_median is not None:
+            self.offset_filter.set_length(offset_median)
+        if max_delay_ns is not None:
+            self.max_delay_ns = max_delay_ns
+
+    def reset(self) -> None:
+        self.calibration.reset()
+        self.offset_filter.reset()
+        self._group = []
+
+    @property
+    def published(self) -> Calibration | None:
+        return self.calibration.calibration
+
+    def sample(self, m: Measurement) -> ServoSample | None:
+        if m.raw_delay > self.max_delay_ns or m.delay > self.max_delay_ns:
+            self.skipped += 1
+            return None
+        internal = m.t2
+        self._adapt_window(internal)
+        observed = m.t1 + m.correction + m.delay  # master time at t2
+        off = self.offset_filter.sample(observed - internal)
+        external = internal + off
+        cal = self.calibration.calibration
+        offset_ns = observed - cal.to_external(internal) if cal is not None else 0
+        # Watchdog: a calibration that every new sample disagrees with (far beyond the step
+        # threshold, for longer than a step takes to confirm) was fitted to bad data, e.g. a
+        # first window holding reordered Syncs. Start over rather than wait for a step that
+        # can never confirm.
+        thr = self.calibration.step_threshold_ns
+        self._far = self._far + 1 if cal is not None and thr and abs(offset_ns) > thr else 0
+        if self._far > 2 * self.calibration.step_confirm + 4:
+            self._restart()
+            cal = None
+        # The Sync path's own noise is not observable per sample, so every observation gets
+        # the same uncertainty (0: plain least squares). Per-sample errors derived from the
+        # filtered delay made the weighted fit lean on a handful of points (seen in the
+        # simulator under exponential jitter: slope errors of ~9 sigma).
+        fit = None
+        select = self.sync_select or self._auto_select
+        if select <= 1 or cal is None:
+            self._group = []
+            fit = self.calibration.add_observation(internal, external, 0)
+        else:
+            # queueing proxy: how late this Sync arrived against the current calibration
+            self._group.append((cal.to_external(internal) - observed, internal, external))
+            if len(self._group) >= select:
+                _, i, e = min(self._group)
+                self._group = []
+                fit = self.calibration.add_observation(i, e, 0)
+        cal = self.calibration.calibration
+        if cal is not None and abs(cal.rate_ppb()) > self.max_rate_ppb:
+            self._restart()
+            cal, fit = None, None
+        freq = cal.rate_ppb() if cal is not None else 0.0
+        return ServoSample(internal, external, offset_ns, m.delay, freq, fit)
+
+
+    def _restart(self) -> None:
+        self.resets += 1
+        self._far = 0
+        self._group = []
+        self.calibration.reset()
+        self.offset_filter.reset()
+
+    def _adapt_window(self, t2: int) -> None:
+        last, self._last_t2 = self._last_t2, t2
+        if last is None or t2 <= last:
+            return
+        gap = self._gaps.sample(t2 - last)
+        self._auto_select = min(max(self.select_span_ns // max(gap, 1), 1), 16)
+        per_obs = gap * (self.sync_select or self._auto_select)
+        # a step must persist ~4 s before it is believed (delay spikes last ~1 s)
+        confirm = min(max(4 * NS_PER_S // max(per_obs, 1), 3), 64)
+        if confirm != self.calibration.step_confirm:
+            self.calibration.configure(step_confirm=confirm)
+        if self.window_ns is None:
+            return
+        want = min(max(self.window_ns // max(gap, 1), self.min_window_size), self.max_window_size)
+        size = self.calibration.window_size
+        if abs(want - size) * 4 > size:
+            thr = min(self.calibration.window_threshold, want)
+            self.calibration.configure(window_threshold=thr, window_size=want)
+
+
+class OffsetStats:
+    """Accumulates offsets for a ptp4l-style summary line (rms, max, mean)."""
+
+    def __init__(self) -> None:
+        self.values: list[int] = []
+
+    def add(self, offset_ns: int) -> None:
+        self.values.append(offset_ns)
+
+    def summary(self) -> tuple[float, int] | None:
+        """(rms, max |offset|) and reset, or None when empty."""
+        if not self.values:
+            return None
+        rms = math.sqrt(sum(v * v for v in self.values) / len(self.values))
+        mx = max(abs(v) for v in self.values)
+        self.values = []
+        return rms, mx
