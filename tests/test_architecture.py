@@ -166,3 +166,17 @@ def test_calibration_never_reads_a_clock(panicking_clocks: None) -> None:
             hold.read(w.calibration, x)
     w.add_observation(10**18 + 101 * 125_000_000, 10**18 + 10**9)
     assert w.calibration is not None
+
+
+@pytest.mark.parametrize("estimator", ["window", "gst", "pi"])
+def test_estimators_and_simulator_never_read_a_clock(
+    panicking_clocks: None, estimator: str
+) -> None:
+    """A whole simulated run (oscillators, links, scheduler, estimator) with every clock
+    reader of ``time`` raising: all time comes from the simulator's own ground truth."""
+    from netclock.estimators import create_estimator
+    from netclock.sim.scenario import Scenario, run_scenario
+
+    sc = Scenario(duration_s=30, drift_ppm=20.0, jitter_us=5.0, loss=0.05, seed=3)
+    res = run_scenario(sc, create_estimator(estimator, 1.0))
+    assert res.exchanges > 0 and res.metrics.samples > 0

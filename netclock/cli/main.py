@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from netclock import __version__
 
 #: Command modules under netclock.cli, in the order ``netclock --help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("run", "demo", "status", "ntp", "capture", "plot")
+COMMAND_MODULES: tuple[str, ...] = ("run", "demo", "status", "ntp", "ptp", "sim", "capture", "plot")
 
 
 def build_parser() -> argparse.ArgumentParser:
