@@ -1,16 +1,19 @@
 """netclock's estimator against GStreamer's and linuxptp's on identical simulated runs.
 
-Run (about 3 minutes on 2 cores)::
+Run (about 4 minutes on 2 idle cores)::
 
     python bench/estimators.py                      # 5 seeds, intervals 2^0 and 2^-3 s
     python bench/estimators.py --seeds 1 2 3 --intervals 0 --duration 600 --jobs 2
 
-Estimators (``netclock.estimators``): ``window`` = netclock (WindowedCalibration, RTT-weighted,
-outlier and delay-spike rejection, window of max(128, 64 s) exchanges); ``gst`` = GstClock's
-regression (window 32, threshold 4, unweighted, no outlier rejection); ``pi`` = ptp4l's PI servo
-with its software-timestamping constants (kp_scale 0.1, ki_scale 0.001, exponents -0.3/0.4,
-norm max 0.7/0.3, first_step_threshold 20 us, moving-median delay filter of 10) steering a
-virtual clock.
+Estimators (``netclock.estimators``): ``window`` = netclock: ``WindowedCalibration`` as the
+daemon's discipline configures it by default (the ``[clock]`` defaults; the PTP servo and the
+NTP client use the same class): RTT-weighted with an adaptive floor, outlier and delay-spike
+rejection with a hold that gives up after 60 s, a window of 128 exchanges and at least 64 s of
+them up to 1024, step and lost-fit detection;
+``gst`` = GstClock's regression (window 32, threshold 4, unweighted, no outlier rejection);
+``pi`` = ptp4l's PI servo with its software-timestamping constants (kp_scale 0.1, ki_scale
+0.001, exponents -0.3/0.4, norm max 0.7/0.3, first_step_threshold 20 us, moving-median delay
+filter of 10) steering a virtual clock.
 
 Every scenario starts from the same base: slave oscillator +10 ppm, master perfect, one-way
 delay 100 us with 5 us exponential (queueing) jitter in each direction, exchanges every

@@ -16,14 +16,27 @@ made robust):
 
 * values are fitted relative to a base (the newest observation) and as *offset* against
   *elapsed*, so ns values near 2^63 keep full precision;
+* the window holds ``window_size`` observations, and more (up to ``window_max``) while they
+  are within ``window_span_ns`` of the newest (when set): sized by time as well as count;
 * each observation may carry an error bound (half a round-trip delay, say); weights favour the
-  observations whose error is closest to the best in the window, so a delay spike barely moves
-  the fit;
+  observations whose error is closest to the best in the window. The weighting floor adapts
+  to the measured jitter (a fraction of the typical error excess, raised when the offsets
+  scatter regardless of their error), so a few µs between errors never hand the whole fit
+  to a handful of points;
+* an observation whose error is far above the typical one (a delay spike) is withheld and the
+  calibration extrapolates; a hold that lasts ``reject_hold_ns`` gives up (the path changed);
 * residual outliers beyond ``outlier_k`` robust sigmas are rejected and the fit redone;
 * a run of ``step_confirm`` consecutive observations that all disagree with the current fit by
-  more than ``step_threshold_ns`` (beyond their own error) is a *step*: the window restarts from
-  them, the rate is kept, and the epoch is bumped;
-* window size and threshold can change at run time.
+  more than ``step_threshold_ns`` (beyond their own error) and agree with each other is a
+  *step*: the older observations are shifted by it, the rate is kept, and the epoch is bumped;
+* a longer run of disagreeing observations that do not agree on a step means the fit itself
+  is wrong (a wild first fit): the window restarts from them (epoch bumped, counted);
+* every parameter can change at run time (:meth:`WindowedCalibration.configure`).
+
+The defaults (with ``window_span_ns`` = :data:`DEFAULT_WINDOW_SPAN_NS`, as the daemon's
+discipline sets it) are what ``bench/estimators.py`` measures through
+:mod:`netclock.estimators.window`, a thin adapter; the PTP servo and the NTP client get the
+same weighting, spike hold and fit-loss recovery.
 
 :class:`MonotonicHold` makes a reader never go backwards within one epoch after a
 recalibration: it holds the last value until the new fit catches up, as ``gst_clock_get_time``
@@ -37,7 +50,11 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = [
+    "DEFAULT_WINDOW_SPAN_NS",
     "RATE_DENOM",
     "Calibration",
     "FitResult",
@@ -49,6 +66,8 @@ __all__ = [
 
 #: Denominator used for fitted rates: 2^40, a resolution of 0.0009 ppb.
 RATE_DENOM = 1 << 40
+#: The window span the daemon and the benchmark use (see ``WindowedCalibration``).
+DEFAULT_WINDOW_SPAN_NS = 64 * 1_000_000_000
 #: Largest accepted rate numerator or denominator (keeps published products within 128 bits).
 MAX_RATE_TERM = 1 << 41
 
@@ -136,19 +155,27 @@ class FitResult:
 
 
 def _weighted_line(
-    pts: list[tuple[float, float, float]],
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], w: npt.NDArray[np.float64]
 ) -> tuple[float, float, float] | None:
-    """Weighted least squares ``dy = my + s (dx - mx)``. Returns (s, mx, my) or None."""
-    sw = math.fsum(w for _, _, w in pts)
-    if sw <= 0.0:
+    """Weighted least squares ``y = my + s (x - mx)``. Returns (s, mx, my) or None."""
+    sw = float(w.sum())
+    if not sw > 0.0:
         return None
-    mx = math.fsum(w * x for x, _, w in pts) / sw
-    my = math.fsum(w * y for _, y, w in pts) / sw
-    sxx = math.fsum(w * (x - mx) * (x - mx) for x, _, w in pts)
-    if sxx <= 0.0:
+    mx = float(np.dot(w, x)) / sw
+    my = float(np.dot(w, y)) / sw
+    xc = x - mx
+    wxc = w * xc
+    sxx = float(np.dot(wxc, xc))
+    if not sxx > 0.0:
         return None
-    sxy = math.fsum(w * (x - mx) * (y - my) for x, y, w in pts)
+    sxy = float(np.dot(wxc, y - my))
     return sxy / sxx, mx, my
+
+
+def _upper_median(v: npt.NDArray[np.float64]) -> float:
+    """``sorted(v)[len(v) // 2]``."""
+    k = len(v) // 2
+    return float(np.partition(v, k)[k])
 
 
 def fit_observations(
@@ -158,45 +185,54 @@ def fit_observations(
     error_floor_ns: int = 50,
     outlier_k: float = 0.0,
     min_points: int = 2,
+    weight_floor_ns: int | None = None,
 ) -> FitResult | None:
     """Fit a calibration to observations; ``None`` when they cannot determine a line.
 
     The anchor (``internal``) is the newest observation's internal time. ``outlier_k`` = 0
     disables outlier rejection; all weights are equal when every ``error_ns`` is equal, which
-    gives plain least squares (GStreamer's regression).
+    gives plain least squares (GStreamer's regression). Weights are ``1 / (floor² + (error -
+    least error)²)`` with ``floor = weight_floor_ns`` (default ``error_floor_ns``);
+    ``error_floor_ns`` is also the least robust sigma for outlier rejection. The sums are
+    vectorised (numpy, float64 on values relative to the anchor); the result is exact ints.
     """
-    items = list(obs)
-    if len(items) < max(2, min_points):
+    items = obs if isinstance(obs, (list, tuple, deque)) else list(obs)
+    n = len(items)
+    if n < max(2, min_points):
         return None
     base = items[-1]
     xb, yb = base.internal, base.external
-    emin = min(o.error_ns for o in items)
-    floor2 = float(max(error_floor_ns, 1)) ** 2
-    pts: list[tuple[float, float, float]] = []
-    for o in items:
-        dx = o.internal - xb
-        dy = (o.external - yb) - dx
-        ex = float(o.error_ns - emin)
-        pts.append((float(dx), float(dy), 1.0 / (floor2 + ex * ex)))
-    line = _weighted_line(pts)
+    # dx = internal - xb; dy = (external - yb) - dx (offset against elapsed), exact ints first.
+    x = np.array([float(o.internal - xb) for o in items])
+    y = np.array([float((o.external - yb) - (o.internal - xb)) for o in items])
+    e = np.array([float(o.error_ns) for o in items])
+    e -= e.min()
+    floor = float(max(error_floor_ns, 1))
+    wfloor = floor if weight_floor_ns is None else float(max(weight_floor_ns, 1))
+    w = 1.0 / (wfloor * wfloor + e * e)
+    line = _weighted_line(x, y, w)
     if line is None:
         return None
     rejected = 0
-    if outlier_k > 0.0 and len(pts) > min_points:
+    if outlier_k > 0.0 and n > min_points:
         s, mx, my = line
-        res = [y - (my + s * (x - mx)) for x, y, _ in pts]
-        med = sorted(res)[len(res) // 2]
-        mad = sorted(abs(r - med) for r in res)[len(res) // 2]
-        sigma = max(1.4826 * mad, float(max(error_floor_ns, 1)))
-        keep = [p for p, r in zip(pts, res, strict=True) if abs(r - med) <= outlier_k * sigma]
-        if len(keep) >= max(2, min_points) and len(keep) < len(pts):
-            refit = _weighted_line(keep)
+        res = y - (my + s * (x - mx))
+        med = _upper_median(res)
+        dev = np.abs(res - med)
+        mad = _upper_median(dev)
+        sigma = max(1.4826 * mad, floor)
+        keep = dev <= outlier_k * sigma
+        kept = int(keep.sum())
+        if kept >= max(2, min_points) and kept < n:
+            refit = _weighted_line(x[keep], y[keep], w[keep])
             if refit is not None:
-                rejected = len(pts) - len(keep)
-                pts, line = keep, refit
+                rejected = n - kept
+                x, y, w, line = x[keep], y[keep], w[keep], refit
     s, mx, my = line
     # Offset (external - internal) at the anchor dx = 0.
     off0 = my - s * mx
+    if not (math.isfinite(s) and math.isfinite(off0)):
+        return None
     rate_num = RATE_DENOM + round(s * RATE_DENOM)
     if not 0 < rate_num <= MAX_RATE_TERM:
         return None
@@ -208,17 +244,19 @@ def fit_observations(
         epoch=epoch,
     )
     # Residual statistics (floats: statistics only).
-    sw = math.fsum(w for _, _, w in pts)
-    ss_res_w = math.fsum(w * (y - (my + s * (x - mx))) ** 2 for x, y, w in pts)
+    sw = float(w.sum())
+    res = y - (my + s * (x - mx))
+    ss_res_w = float(np.dot(w, res * res))
     residual_rms = math.sqrt(ss_res_w / sw)
     # r² of external against internal (GStreamer's definition): SS_tot of y = dx + dy.
-    ymean = math.fsum(w * (x + y) for x, y, w in pts) / sw
-    ss_tot_w = math.fsum(w * (x + y - ymean) ** 2 for x, y, w in pts)
+    yy = x + y
+    yc = yy - float(np.dot(w, yy)) / sw
+    ss_tot_w = float(np.dot(w, yc * yc))
     r2 = 1.0 - ss_res_w / ss_tot_w if ss_tot_w > 0.0 else 0.0
     return FitResult(
         calibration=cal,
         r_squared=r2,
-        used=len(pts),
+        used=len(x),
         rejected=rejected,
         residual_rms_ns=residual_rms,
     )
@@ -236,45 +274,125 @@ class WindowedCalibration:
 
     Parameters (all changeable at run time through :meth:`configure` / :meth:`set_window`):
 
-    * ``window_size`` (32): observations kept.
+    Window
+
+    * ``window_size`` (128): observations always kept (the window's length in count).
+    * ``window_span_ns`` (0: count only): older observations are also kept while they are
+      within this much local time of the newest one, so a fast exchange rate still fits over
+      a useful time. The daemon's discipline (``[clock] window-span-ns``) and the benchmark
+      use 64 s (:data:`DEFAULT_WINDOW_SPAN_NS`); the default keeps ``window_size`` meaning
+      "observations kept" for callers that size the window themselves.
+    * ``window_max`` (1024): hard cap on the window length when ``window_span_ns`` extends it.
     * ``window_threshold`` (4): observations needed before the first fit.
+
+    Fit
+
     * ``outlier_k`` (4.0): residual rejection at k robust sigmas; 0 disables.
-    * ``error_floor_ns`` (50): error assumed for an observation with the best error in the
-      window; sets how much better-than-others observations are favoured.
+    * ``error_floor_ns`` (50): the least error assumed for the observation with the best error
+      in the window; it sets how sharply better-than-others observations are favoured.
+    * ``floor_k`` (0.25): the *adaptive* weighting floor follows the measured jitter: at least
+      ``floor_k`` times the typical error excess (median error minus the least error over
+      the horizon). Exchanges nearest the least delay then get the weight (one-sided
+      queueing); a few µs between errors no longer hand the fit to a handful of points
+      because the floor scales with them. 0 keeps the floor at ``error_floor_ns``.
+    * ``floor_scale`` (0.3): when the offsets scatter regardless of their error (symmetric
+      noise, where favouring low errors only discards samples) the floor is raised: the
+      residuals against the current fit are regressed as ``resid² = s0² + k·excess²`` and the
+      floor is at least ``floor_scale · sqrt(s0² / k)``. 0 disables the model.
+
+    Delay spikes (on ``error_ns``, e.g. half a round trip)
+
+    * ``reject_k`` (8.0): an observation whose error excess is above ``reject_k`` times the
+      typical excess (and above ``reject_min_ns``) is withheld from the fit: the calibration
+      keeps extrapolating. 0 disables.
+    * ``reject_min_ns`` (1 µs): see ``reject_k``.
+    * ``reject_hold_ns`` (60 s): if observations keep being withheld for this much local time,
+      the path has changed: the error history restarts and they are accepted again.
+    * ``error_horizon`` (0): observations over which the least error is taken (0: four
+      window lengths).
+
+    Steps and lost fits
+
     * ``step_threshold_ns`` (1 ms): disagreement, beyond the observation's own error, that
-      makes an observation a step candidate; 0 disables step detection.
+      makes an observation a step candidate; 0 disables step detection (and fit-loss
+      detection).
     * ``step_confirm`` (3): consecutive agreeing candidates that confirm a step.
+    * ``lost_after`` (0): more than this many consecutive candidates, whether they agree with
+      each other or not, mean the fit itself is wrong (a wild first fit, say): the window
+      restarts from them (new epoch, counted in :attr:`fit_resets`). 0: ``max(2 ·
+      step_confirm, window_threshold)``.
+
+    Counters: :attr:`steps`, :attr:`fit_resets`, :attr:`rejected` (withheld observations),
+    :attr:`spike_resets` (holds given up). :attr:`effective_floor_ns` is the floor in use.
     """
 
     def __init__(
         self,
-        window_size: int = 32,
+        window_size: int = 128,
         window_threshold: int = 4,
         *,
+        window_span_ns: int = 0,
+        window_max: int = 1024,
         outlier_k: float = 4.0,
         error_floor_ns: int = 50,
+        floor_k: float = 0.25,
+        floor_scale: float = 0.3,
+        reject_k: float = 8.0,
+        reject_min_ns: int = 1_000,
+        reject_hold_ns: int = 60 * 1_000_000_000,
+        error_horizon: int = 0,
         step_threshold_ns: int = 1_000_000,
         step_confirm: int = 3,
+        lost_after: int = 0,
     ) -> None:
-        self._obs: deque[Observation] = deque(maxlen=32)
+        self._obs: deque[Observation] = deque()
         self._cal: Calibration | None = None
         self._last_fit: FitResult | None = None
         self._pending = _Pending()
+        self._far: deque[Observation] = deque()
         self._epoch = 0
-        self.window_size = 32
+        # error history (spike filter and adaptive floor)
+        self._seq = 0
+        self._emin: deque[tuple[int, int]] = deque()  # (seq, error) increasing errors
+        self._recent: deque[int] = deque(maxlen=65536)  # every error, withheld ones too
+        self._resid: deque[tuple[int, int]] = deque(maxlen=65536)  # (excess, residual)
+        self._hold_since: int | None = None
+        self.window_size = 128
         self.window_threshold = 4
+        self.window_span_ns = 0
+        self.window_max = 1024
         self.outlier_k = 0.0
         self.error_floor_ns = 0
+        self.floor_k = 0.0
+        self.floor_scale = 0.0
+        self.reject_k = 0.0
+        self.reject_min_ns = 0
+        self.reject_hold_ns = 0
+        self.error_horizon = 0
         self.step_threshold_ns = 0
         self.step_confirm = 1
+        self.lost_after = 0
+        self.effective_floor_ns = error_floor_ns
         self.steps = 0
+        self.fit_resets = 0
+        self.rejected = 0
+        self.spike_resets = 0
         self.configure(
             window_size=window_size,
             window_threshold=window_threshold,
+            window_span_ns=window_span_ns,
+            window_max=window_max,
             outlier_k=outlier_k,
             error_floor_ns=error_floor_ns,
+            floor_k=floor_k,
+            floor_scale=floor_scale,
+            reject_k=reject_k,
+            reject_min_ns=reject_min_ns,
+            reject_hold_ns=reject_hold_ns,
+            error_horizon=error_horizon,
             step_threshold_ns=step_threshold_ns,
             step_confirm=step_confirm,
+            lost_after=lost_after,
         )
 
     # -- configuration ------------------------------------------------------------------------
@@ -283,10 +401,19 @@ class WindowedCalibration:
         *,
         window_size: int | None = None,
         window_threshold: int | None = None,
+        window_span_ns: int | None = None,
+        window_max: int | None = None,
         outlier_k: float | None = None,
         error_floor_ns: int | None = None,
+        floor_k: float | None = None,
+        floor_scale: float | None = None,
+        reject_k: float | None = None,
+        reject_min_ns: int | None = None,
+        reject_hold_ns: int | None = None,
+        error_horizon: int | None = None,
         step_threshold_ns: int | None = None,
         step_confirm: int | None = None,
+        lost_after: int | None = None,
     ) -> None:
         """Change tuning at run time; values are validated before anything changes."""
         size = self.window_size if window_size is None else window_size
@@ -295,25 +422,55 @@ class WindowedCalibration:
             raise ValueError(f"window_size {size} outside 2..65536")
         if not 2 <= thr <= size:
             raise ValueError(f"window_threshold {thr} outside 2..window_size ({size})")
+        checks: list[tuple[str, float | None, float, float]] = [
+            ("window_span_ns", window_span_ns, 0, 10**15),
+            ("window_max", window_max, 2, 65536),
+            ("error_floor_ns", error_floor_ns, 1, 10**9),
+            ("floor_k", floor_k, 0.0, 100.0),
+            ("floor_scale", floor_scale, 0.0, 100.0),
+            ("reject_min_ns", reject_min_ns, 0, 10**12),
+            ("reject_hold_ns", reject_hold_ns, 0, 10**15),
+            ("error_horizon", error_horizon, 0, 65536),
+            ("step_threshold_ns", step_threshold_ns, 0, 10**12),
+            ("step_confirm", step_confirm, 1, 64),
+            ("lost_after", lost_after, 0, 65536),
+        ]
+        for name, v, lo, hi in checks:
+            if v is not None and not lo <= v <= hi:
+                raise ValueError(f"{name} {v} outside {lo}..{hi}")
         if outlier_k is not None and not (outlier_k == 0.0 or 1.0 <= outlier_k <= 100.0):
             raise ValueError(f"outlier_k {outlier_k} must be 0 (off) or in 1..100")
-        if error_floor_ns is not None and not 1 <= error_floor_ns <= 10**9:
-            raise ValueError(f"error_floor_ns {error_floor_ns} outside 1..10^9")
-        if step_threshold_ns is not None and not 0 <= step_threshold_ns <= 10**12:
-            raise ValueError(f"step_threshold_ns {step_threshold_ns} outside 0..10^12")
-        if step_confirm is not None and not 1 <= step_confirm <= 64:
-            raise ValueError(f"step_confirm {step_confirm} outside 1..64")
-        if size != self._obs.maxlen:
-            self._obs = deque(self._obs, maxlen=size)
+        if reject_k is not None and not 0.0 <= reject_k <= 1000.0:
+            raise ValueError(f"reject_k {reject_k} outside 0..1000 (0: off)")
         self.window_size, self.window_threshold = size, thr
+        if window_span_ns is not None:
+            self.window_span_ns = window_span_ns
+        if window_max is not None:
+            self.window_max = window_max
         if outlier_k is not None:
             self.outlier_k = float(outlier_k)
         if error_floor_ns is not None:
             self.error_floor_ns = error_floor_ns
+            self.effective_floor_ns = max(self.effective_floor_ns, error_floor_ns)
+        if floor_k is not None:
+            self.floor_k = float(floor_k)
+        if floor_scale is not None:
+            self.floor_scale = float(floor_scale)
+        if reject_k is not None:
+            self.reject_k = float(reject_k)
+        if reject_min_ns is not None:
+            self.reject_min_ns = reject_min_ns
+        if reject_hold_ns is not None:
+            self.reject_hold_ns = reject_hold_ns
+        if error_horizon is not None:
+            self.error_horizon = error_horizon
         if step_threshold_ns is not None:
             self.step_threshold_ns = step_threshold_ns
         if step_confirm is not None:
             self.step_confirm = step_confirm
+        if lost_after is not None:
+            self.lost_after = lost_after
+        self._trim()
 
     def set_window(
         self, window_size: int | None = None, window_threshold: int | None = None
@@ -338,14 +495,26 @@ class WindowedCalibration:
     def observations(self) -> tuple[Observation, ...]:
         return tuple(self._obs)
 
+    @property
+    def window_limit(self) -> int:
+        """The most observations the window may hold (``window_size`` when no span)."""
+        return max(self.window_size, self.window_max) if self.window_span_ns else self.window_size
+
+    @property
+    def lost_limit(self) -> int:
+        """Consecutive disagreeing observations after which the fit is declared lost."""
+        return self.lost_after or max(2 * self.step_confirm, self.window_threshold)
+
     def reset(self) -> None:
-        """Forget observations and calibration (the epoch is bumped if one was applied)."""
+        """Forget observations, error history and calibration (epoch bumped if one was applied)."""
         if self._cal is not None:
             self._epoch += 1
         self._obs.clear()
         self._pending = _Pending()
+        self._far.clear()
         self._cal = None
         self._last_fit = None
+        self._forget_errors()
 
     def apply(self, fit: FitResult) -> None:
         """Apply a fit obtained from :meth:`add_observation_unapplied`."""
@@ -354,7 +523,7 @@ class WindowedCalibration:
 
     # -- observations -------------------------------------------------------------------------
     def add_observation(self, internal: int, external: int, error_ns: int = 0) -> FitResult | None:
-        """Add an observation, refit and apply; returns the fit or None (not enough data)."""
+        """Add an observation, refit and apply; returns the fit or None (no new fit)."""
         fit = self.add_observation_unapplied(internal, external, error_ns)
         if fit is not None:
             self.apply(fit)
@@ -363,7 +532,11 @@ class WindowedCalibration:
     def add_observation_unapplied(
         self, internal: int, external: int, error_ns: int = 0
     ) -> FitResult | None:
-        """Add an observation and return the new fit without applying it."""
+        """Add an observation and return the new fit without applying it.
+
+        None when there is no new fit: too few observations yet, the observation was withheld
+        as a delay spike, or it is a step candidate not (yet) confirmed.
+        """
         for name, v in (("internal", internal), ("external", external), ("error_ns", error_ns)):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise TypeError(f"{name} must be int ns, got {type(v).__name__}")
@@ -373,35 +546,142 @@ class WindowedCalibration:
             raise ValueError(
                 f"observations must advance: internal {internal} <= {self._obs[-1].internal}"
             )
+        excess, typical = self._note_error(error_ns)
+        if self._withhold(internal, excess, typical):
+            return None
         ob = Observation(internal, external, error_ns)
         cal = self._cal
-        if cal is not None and self.step_threshold_ns > 0:
+        if cal is not None:
             resid = external - cal.to_external(internal)
-            if abs(resid) - error_ns > self.step_threshold_ns:
-                self._pending.items.append(ob)
-                if not self._step_confirmed(cal):
-                    return None
-                # Confirmed step: the master's time jumped. Shift the older observations by
-                # the step so the window (and the rate it measured) is kept, then refit.
-                cands = self._pending.items
-                self._pending = _Pending()
-                offs = sorted(o.external - cal.to_external(o.internal) for o in cands)
-                shift = offs[len(offs) // 2]
-                shifted = [replace(o, external=o.external + shift) for o in self._obs]
-                self._obs.clear()
-                self._obs.extend(shifted)
-                self._obs.extend(cands)
-                self._epoch += 1
-                self.steps += 1
-                fit = self._fit()
-                if fit is None:
-                    fit = FitResult(cal.stepped(shift), 0.0, len(self._obs), 0, 0.0)
-                return replace(fit, stepped=True)
-            self._pending = _Pending()
+            if self.step_threshold_ns > 0 and abs(resid) - error_ns > self.step_threshold_ns:
+                return self._disagree(ob, cal)
+            self._resid.append((excess, resid))
+        self._pending = _Pending()
+        self._far.clear()
         self._obs.append(ob)
+        self._trim()
+        self._adapt_floor(typical)
         if len(self._obs) < self.window_threshold:
             return None
         return self._fit()
+
+    # -- internals ------------------------------------------------------------------------------
+    def _trim(self) -> None:
+        obs, size = self._obs, self.window_size
+        limit, span = self.window_limit, self.window_span_ns
+        while len(obs) > size and (
+            len(obs) > limit or not span or obs[-1].internal - obs[0].internal > span
+        ):
+            obs.popleft()
+
+    def _forget_errors(self) -> None:
+        self._emin.clear()
+        self._recent.clear()
+        self._resid.clear()
+        self._hold_since = None
+        self.effective_floor_ns = self.error_floor_ns
+
+    def _note_error(self, error_ns: int) -> tuple[int, int]:
+        """Record an error; returns (its excess, the typical excess) over the least error."""
+        n = max(self.window_size, len(self._obs))
+        horizon = self.error_horizon or 4 * n
+        self._seq += 1
+        q = self._emin
+        while q and q[-1][1] >= error_ns:
+            q.pop()
+        q.append((self._seq, error_ns))
+        while q[0][0] <= self._seq - horizon:
+            q.popleft()
+        lo = q[0][1]
+        self._recent.append(error_ns)
+        k = min(n, len(self._recent))
+        recent = sorted(self._recent[-i] for i in range(1, k + 1))
+        return error_ns - lo, recent[k // 2] - lo
+
+    def _withhold(self, internal: int, excess: int, typical: int) -> bool:
+        """Delay-spike filter: True when the observation's error is abnormally high."""
+        if self.reject_k <= 0.0 or len(self._recent) < 8:
+            self._hold_since = None
+            return False
+        if excess <= max(self.reject_k * typical, self.reject_min_ns):
+            self._hold_since = None
+            return False
+        if self._hold_since is None:
+            self._hold_since = internal
+        if internal - self._hold_since < self.reject_hold_ns:
+            self.rejected += 1
+            return True
+        # Withheld for too long: the path changed. Start the error history afresh.
+        self.spike_resets += 1
+        last = self._recent[-1]
+        self._forget_errors()
+        self._seq += 1
+        self._emin.append((self._seq, last))
+        self._recent.append(last)
+        return False
+
+    def _adapt_floor(self, typical: int) -> None:
+        floor = float(self.error_floor_ns)
+        if self.floor_k > 0.0:
+            # Queueing delay: observations nearest the least error are the good ones; the
+            # floor is a fraction of the typical excess so weights favour them, but only as
+            # sharply as the measured jitter justifies.
+            floor = max(floor, self.floor_k * typical)
+            n = min(max(self.window_size, len(self._obs)), len(self._resid))
+            if self.floor_scale > 0.0 and n >= 16:
+                # If the offsets scatter regardless of their error (symmetric noise), sharp
+                # weights only discard samples. Model resid² = s0² + k·excess² (least squares);
+                # weights 1/(s0² + k·excess²) mean floor² = s0²/k. Take the flatter weighting.
+                arr = np.array(list(self._resid)[-n:], dtype=np.float64)
+                xs, ys = arr[:, 0] ** 2, arr[:, 1] ** 2
+                mx, my = float(xs.mean()), float(ys.mean())
+                xc = xs - mx
+                sxx = float(np.dot(xc, xc))
+                k = float(np.dot(xc, ys - my)) / sxx if sxx > 0.0 else 0.0
+                s0 = max(my - k * mx, 0.0)
+                floor = max(floor, self.floor_scale * math.sqrt(s0 / k) if k > 0.0 else 1e9)
+        self.effective_floor_ns = min(round(floor), 10**9)
+
+    def _disagree(self, ob: Observation, cal: Calibration) -> FitResult | None:
+        """``ob`` disagrees with the fit beyond the step threshold."""
+        self._far.append(ob)
+        self._pending.items.append(ob)
+        if len(self._far) > self.lost_limit:
+            # Many in a row disagree, and not as one step: the fit itself is wrong (e.g. a
+            # wild first fit). Restart the window from the recent observations.
+            far = list(self._far)
+            self._far.clear()
+            self._pending = _Pending()
+            self._obs.clear()
+            self._obs.extend(far)
+            self._resid.clear()
+            self._epoch += 1
+            self.fit_resets += 1
+            fit = self._fit()
+            if fit is None:
+                return None
+            return replace(fit, stepped=True)
+        if not self._step_confirmed(cal):
+            return None
+        # Confirmed step: the master's time jumped. Shift the older observations by the step
+        # so the window (and the rate it measured) is kept, then refit.
+        cands = self._pending.items
+        self._pending = _Pending()
+        self._far.clear()
+        offs = sorted(o.external - cal.to_external(o.internal) for o in cands)
+        shift = offs[len(offs) // 2]
+        shifted = [replace(o, external=o.external + shift) for o in self._obs]
+        self._obs.clear()
+        self._obs.extend(shifted)
+        self._obs.extend(cands)
+        self._trim()
+        self._resid.clear()
+        self._epoch += 1
+        self.steps += 1
+        fit = self._fit()
+        if fit is None:
+            fit = FitResult(cal.stepped(shift), 0.0, len(self._obs), 0, 0.0)
+        return replace(fit, stepped=True)
 
     def _step_confirmed(self, cal: Calibration) -> bool:
         items = self._pending.items
@@ -422,6 +702,7 @@ class WindowedCalibration:
             self._obs,
             epoch=self._epoch,
             error_floor_ns=self.error_floor_ns,
+            weight_floor_ns=self.effective_floor_ns,
             outlier_k=self.outlier_k,
             min_points=min(self.window_threshold, len(self._obs)),
         )

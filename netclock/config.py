@@ -98,7 +98,22 @@ class ClockSection:
     """The calibration fit of local CLOCK_MONOTONIC to network time, and lock detection."""
 
     window_size: int = knob(
-        32, "Observations kept in the sliding regression window.", min=2, max=65536
+        128,
+        "Observations always kept in the sliding regression window (its length in count).",
+        min=2,
+        max=65536,
+    )
+    window_span_ns: int = knob(
+        64_000_000_000,
+        "Older observations are also kept while within this much local time of the newest, "
+        "so fast exchange rates still fit over a useful time (up to window-max). 0: count "
+        "only.",
+        min=0,
+        max=10**15,
+        unit="ns",
+    )
+    window_max: int = knob(
+        1024, "Most observations kept when window-span-ns extends the window.", min=2, max=65536
     )
     window_threshold: int = knob(
         4,
@@ -121,6 +136,45 @@ class ClockSection:
         max=10**9,
         unit="ns",
     )
+    floor_k: float = knob(
+        0.25,
+        "Adaptive weighting: the error floor is at least this times the typical error excess "
+        "(median error minus the least recent error), so weights favour low-delay "
+        "observations only as sharply as the measured jitter justifies. 0: fixed "
+        "error-floor-ns.",
+        min=0.0,
+        max=100.0,
+    )
+    floor_scale: float = knob(
+        0.3,
+        "Raise the floor when offsets scatter regardless of their error (symmetric noise): "
+        "floor >= floor-scale * sqrt(s0^2/k) from the model resid^2 = s0^2 + k*excess^2. "
+        "0 disables the model.",
+        min=0.0,
+        max=100.0,
+    )
+    spike_reject_k: float = knob(
+        8.0,
+        "Delay-spike filter: an observation whose error excess is above this many typical "
+        "excesses (and above spike-min-ns) is withheld from the fit. 0 disables.",
+        min=0.0,
+        max=1000.0,
+    )
+    spike_min_ns: int = knob(
+        1_000,
+        "Least error excess that can count as a delay spike.",
+        min=0,
+        max=10**12,
+        unit="ns",
+    )
+    spike_hold_ns: int = knob(
+        60_000_000_000,
+        "Observations withheld as spikes for this long mean the path changed: they are "
+        "accepted again.",
+        min=0,
+        max=10**15,
+        unit="ns",
+    )
     step_threshold_ns: int = knob(
         1_000_000,
         "A disagreement with the fit beyond this (and beyond the observation's own error) "
@@ -131,6 +185,14 @@ class ClockSection:
     )
     step_confirm: int = knob(
         3, "Consecutive agreeing step candidates that confirm a step.", min=1, max=64
+    )
+    lost_after: int = knob(
+        0,
+        "More than this many consecutive observations disagreeing with the fit (beyond "
+        "step-threshold-ns) but not agreeing on a step mean the fit is lost: the window "
+        "restarts from them. 0: max(2 * step-confirm, window-threshold).",
+        min=0,
+        max=65536,
     )
     lock_threshold_ns: int = knob(
         10_000,
@@ -620,6 +682,8 @@ def load_text(text: str, source: str = "") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([ConfigIssue("", f"invalid TOML: {e}")], source) from None
+    except RecursionError:
+        raise ConfigError([ConfigIssue("", "invalid TOML: nested too deeply")], source) from None
     return parse(data, source)
 
 

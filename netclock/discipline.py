@@ -9,8 +9,9 @@ discipline
   failover to the next when a source stops updating for ``timeout_ns``;
 * publishes the selected source's calibration. A source switch publishes the new source's
   calibration at once, so the published time moves by exactly the two sources' disagreement
-  at that instant and never more; any discontinuity above ``step_threshold_ns`` is counted as
-  a step, reported as an event and bumps the publication epoch;
+  at that instant and never more; a discontinuity above ``step_threshold_ns`` (for a mere
+  refit of the same source's window, above ``refit_step_threshold_ns``) is counted as a step,
+  reported as an event and bumps the publication epoch;
 * runs the lock state machine FREERUN → LOCKING → LOCKED → HOLDOVER (→ LOCKING when a source
   returns) with a quality class in the spirit of PTP's clockClass;
 * in HOLDOVER keeps the last calibration (the last rate continues) and grows the error bound
@@ -25,7 +26,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from netclock.calibration import RATE_DENOM, Calibration, FitResult, WindowedCalibration
+from netclock.calibration import (
+    DEFAULT_WINDOW_SPAN_NS,
+    RATE_DENOM,
+    Calibration,
+    FitResult,
+    WindowedCalibration,
+)
 from netclock.observe import LockState, Quality
 from netclock.time import NS_PER_S
 
@@ -59,18 +66,33 @@ class SourceConfig:
 
 @dataclass(frozen=True, slots=True)
 class DisciplineConfig:
-    window_size: int = 32
+    # The per-source fit: WindowedCalibration's parameters (see netclock.calibration).
+    window_size: int = 128
     window_threshold: int = 4
+    window_span_ns: int = DEFAULT_WINDOW_SPAN_NS
+    window_max: int = 1024
     outlier_k: float = 4.0
     error_floor_ns: int = 50
+    floor_k: float = 0.25
+    floor_scale: float = 0.3
+    spike_reject_k: float = 8.0
+    spike_min_ns: int = 1_000
+    spike_hold_ns: int = 60 * NS_PER_S
     fit_step_threshold_ns: int = 1_000_000
     step_confirm: int = 3
+    lost_after: int = 0
     #: LOCKED needs the error bound below this ...
     lock_threshold_ns: int = 10_000
     #: ... for this many consecutive updates.
     lock_count: int = 4
+    #: LOCKED is lost after lock_count consecutive bounds above this many lock thresholds.
+    unlock_factor: float = 2.0
     #: A published discontinuity above this is a step (counted, logged, new epoch).
     step_threshold_ns: int = 1_000
+    #: A refit of the same source's window that moves the published time by more than this
+    #: is counted as a step too (smaller moves are the fit's own noise; readers hold within
+    #: an epoch and never see time go backwards).
+    refit_step_threshold_ns: int = 100_000
     #: When the selected source is lost while another is alive, stay in HOLDOVER this long
     #: before failing over (0: switch at once). A source that returns in time is kept.
     failover_after_ns: int = 0
@@ -149,9 +171,11 @@ class Discipline:
         self._sources: dict[str, _Source] = {}
         self._selected: str | None = None
         self._published: Calibration | None = None
+        self._published_origin: tuple[str | None, int] | None = None
         self._epoch = 0
         self._state = LockState.FREERUN
         self._good_updates = 0
+        self._bad_updates = 0
         self._bound0 = 0
         self._holdover_since: int | None = None
         self._prior_rate_num: int | None = None
@@ -167,10 +191,18 @@ class Discipline:
         w = WindowedCalibration(
             c.window_size,
             c.window_threshold,
+            window_span_ns=c.window_span_ns,
+            window_max=c.window_max,
             outlier_k=c.outlier_k,
             error_floor_ns=c.error_floor_ns,
+            floor_k=c.floor_k,
+            floor_scale=c.floor_scale,
+            reject_k=c.spike_reject_k,
+            reject_min_ns=c.spike_min_ns,
+            reject_hold_ns=c.spike_hold_ns,
             step_threshold_ns=c.fit_step_threshold_ns,
             step_confirm=c.step_confirm,
+            lost_after=c.lost_after,
         )
         self._sources[cfg.name] = _Source(cfg, w, prior_rate_num=self._prior_rate_num)
 
@@ -260,15 +292,24 @@ class Discipline:
             self._holdover_since = None
             bound = self._source_bound(best)
             self._bound0 = bound
-            if bound <= self.config.lock_threshold_ns:
+            # Hysteresis: LOCKED needs lock_count bounds within the threshold in a row; it is
+            # lost after lock_count bounds in a row above unlock_factor x the threshold.
+            thr = self.config.lock_threshold_ns
+            if bound <= thr:
                 self._good_updates += 1
             else:
                 self._good_updates = 0
-            if self._good_updates >= self.config.lock_count:
+            if bound > thr * self.config.unlock_factor:
+                self._bad_updates += 1
+            else:
+                self._bad_updates = 0
+            if self._state == LockState.LOCKED:
+                if self._bad_updates >= self.config.lock_count:
+                    self._set_state(LockState.LOCKING, events)
+            elif self._good_updates >= self.config.lock_count:
                 self._set_state(LockState.LOCKED, events)
             else:
-                if self._state != LockState.LOCKED or bound > self.config.lock_threshold_ns:
-                    self._set_state(LockState.LOCKING, events)
+                self._set_state(LockState.LOCKING, events)
         elif self._published is not None:
             if self._holdover_since is None:
                 self._holdover_since = now
@@ -283,12 +324,22 @@ class Discipline:
 
     def _publish(self, cal: Calibration, now: int, events: list[DisciplineEvent]) -> None:
         old = self._published
+        origin = (self._selected, cal.epoch)
         if old is not None:
             jump = cal.to_external(now) - old.to_external(now)
-            if abs(jump) > self.config.step_threshold_ns:
+            # A new source, or a step its window detected, is a discontinuity: counted above
+            # step_threshold_ns. A refit of the same window moves the time by its own noise;
+            # only a move above refit_step_threshold_ns counts as a step.
+            limit = (
+                self.config.refit_step_threshold_ns
+                if origin == self._published_origin
+                else self.config.step_threshold_ns
+            )
+            if abs(jump) > limit:
                 self.steps += 1
                 self._epoch += 1
                 events.append(DisciplineEvent("step", f"published time stepped {jump} ns", jump))
+        self._published_origin = origin
         self._published = Calibration(
             cal.internal, cal.external, cal.rate_num, cal.rate_denom, self._epoch
         )

@@ -45,6 +45,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"netclock: {e}", file=sys.stderr)
         return 1
+    except ValueError as e:  # a configured feature the daemon cannot run (named in e)
+        print(f"netclock: {e}", file=sys.stderr)
+        return 2
 
 
 async def _main(cfg: Any, record: str | None) -> int:

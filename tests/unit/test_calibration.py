@@ -1,5 +1,6 @@
 """Calibration and windowed fit (netclock.calibration)."""
 
+import math
 import random
 from fractions import Fraction
 
@@ -134,20 +135,36 @@ class TestWindowedCalibration:
 
     def test_defaults_and_threshold(self) -> None:
         w = WindowedCalibration()
-        assert (w.window_size, w.window_threshold) == (32, 4)
+        assert (w.window_size, w.window_threshold) == (128, 4)
+        assert (w.window_span_ns, w.window_max) == (0, 1024)  # count only unless asked
         results = [w.add_observation(i * NS_PER_S, i * NS_PER_S + 7) for i in range(4)]
         assert results[:3] == [None, None, None]
         assert results[3] is not None
         assert w.calibration is not None and w.calibration.offset_at(10**12) == 7
 
     def test_window_slides(self) -> None:
-        w = WindowedCalibration(window_size=8, window_threshold=4)
+        w = WindowedCalibration(window_size=8, window_threshold=4, window_span_ns=0)
         self.feed(w, 20)
         assert len(w.observations) == 8
         assert w.observations[0].internal == 12 * NS_PER_S
 
+    def test_window_spans_time_as_well_as_count(self) -> None:
+        # 8 per second: at least 10 s of them are kept (80), capped at window_max.
+        w = WindowedCalibration(window_size=16, window_span_ns=10 * NS_PER_S, window_max=64)
+        for i in range(200):
+            w.add_observation(i * NS_PER_S // 8, i * NS_PER_S // 8)
+        assert len(w.observations) == 64
+        w.configure(window_max=1000)
+        for i in range(200, 400):
+            w.add_observation(i * NS_PER_S // 8, i * NS_PER_S // 8)
+        obs = w.observations
+        assert len(obs) == 81 and obs[-1].internal - obs[0].internal == 10 * NS_PER_S
+        # A 1 s span holds 9 of them: the count (16) wins.
+        w.configure(window_span_ns=NS_PER_S)
+        assert len(w.observations) == 16
+
     def test_runtime_resize(self) -> None:
-        w = WindowedCalibration()
+        w = WindowedCalibration(window_size=32, window_span_ns=0)
         self.feed(w, 40)
         w.set_window(window_size=5, window_threshold=3)
         assert len(w.observations) == 5
@@ -211,6 +228,84 @@ class TestWindowedCalibration:
         x = 30 * NS_PER_S
         assert abs(c.to_external(x) - truth(x, 0, rate_ppb, NS_PER_S)) <= 2
         assert abs(c.rate_ppb() - rate_ppb) < 1.0  # the rate survived the step
+
+    @staticmethod
+    def wild_then_good(w: WindowedCalibration, good: int) -> list[int]:
+        """A wild burst (ms of scatter over 4 s: a rate hundreds of ppm off), then noiseless
+        data at offset 0 and rate 20 ppm; returns |error| at each good observation."""
+        burst = [0, 3_000_000, -2_000_000, 6_000_000]
+        for i, off in enumerate(burst):
+            w.add_observation(i * NS_PER_S, i * NS_PER_S + off)
+        assert w.calibration is not None and abs(w.calibration.rate_ppb()) > 100_000
+        errs = []
+        for i in range(len(burst), len(burst) + good):
+            x = i * NS_PER_S
+            w.add_observation(x, truth(x, 0, 20_000, 0))
+            c = w.calibration
+            assert c is not None
+            errs.append(abs(c.to_external(x) - truth(x, 0, 20_000, 0)))
+        return errs
+
+    def test_wild_first_fit_recovers(self) -> None:
+        w = WindowedCalibration(window_size=16)
+        assert w.lost_limit == 6
+        errs = self.wild_then_good(w, 40)
+        # Candidates never agree on a step; after lost_limit + 1 of them the fit is lost and
+        # the window restarts from them: exact from then on.
+        assert max(errs[7:]) <= 1
+        assert w.fit_resets == 1 and w.steps == 0 and w.epoch == 1
+        c = w.calibration
+        assert c is not None and c.epoch == 1 and abs(c.rate_ppb() - 20_000) < 1.0
+
+    def test_wild_first_fit_without_loss_detection_stays_wrong(self) -> None:
+        # The defect the loss detection fixes: disagreeing candidates never confirm a step.
+        w = WindowedCalibration(window_size=16, lost_after=65536)
+        errs = self.wild_then_good(w, 40)
+        assert min(errs) > 1_000_000 and w.fit_resets == 0 and w.steps == 0
+
+    def test_adaptive_floor_keeps_every_point_in_play(self) -> None:
+        # Errors a few µs apart but offsets scattering regardless of them (symmetric noise):
+        # a fixed 50 ns floor hands the fit to the few lowest-error points; the adaptive
+        # floor weighs them nearly evenly and its error is clearly smaller.
+        def rms(**kw: float) -> float:
+            total = 0.0
+            for seed in range(3):
+                rng = random.Random(seed)
+                w = WindowedCalibration(window_size=64, **kw)  # type: ignore[arg-type]
+                sq = []
+                for i in range(250):
+                    x = i * NS_PER_S
+                    err = 10_000 + rng.randrange(4_000)
+                    w.add_observation(x, x + round(rng.gauss(0, 2_000)), err)
+                    c = w.calibration
+                    if i >= 100 and c is not None:
+                        sq.append(c.offset_at(x) ** 2)
+                total += math.sqrt(sum(sq) / len(sq))
+            return total / 3
+
+        fixed, adaptive = rms(floor_k=0.0, floor_scale=0.0), rms()
+        assert adaptive < 0.6 * fixed
+
+    def test_delay_spike_withheld_then_path_change_accepted(self) -> None:
+        w = WindowedCalibration(window_size=64, reject_hold_ns=10 * NS_PER_S)
+        rng = random.Random(2)
+        for i in range(30):
+            w.add_observation(i * NS_PER_S, i * NS_PER_S, 25_000 + rng.randrange(1_000))
+        cal = w.calibration
+        # +1 ms on one path: the offset moves by half, the error bound (half RTT) too.
+        assert w.add_observation(30 * NS_PER_S, 30 * NS_PER_S + 500_000, 525_000) is None
+        assert w.rejected == 1 and w.calibration is cal
+        # The path grows by 2 ms both ways for good: after 10 s of local time the hold gives
+        # up and the new observations are fitted again.
+        for i in range(31, 50):
+            w.add_observation(i * NS_PER_S, i * NS_PER_S, 1_025_000)
+        assert w.spike_resets == 1 and 10 <= w.rejected <= 11
+        assert w.observations[-1].internal == 49 * NS_PER_S
+        c = w.calibration
+        assert c is not None and c.offset_at(49 * NS_PER_S) == 0
+        # Run-time switch: 0 disables the filter.
+        w.configure(reject_k=0.0)
+        assert w.add_observation(50 * NS_PER_S, 50 * NS_PER_S, 10_000_000) is not None
 
     def test_reset_bumps_epoch(self) -> None:
         w = WindowedCalibration()

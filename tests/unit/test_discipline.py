@@ -165,3 +165,78 @@ def test_failover_waits_in_holdover_when_configured() -> None:
     feed(d, "ntp", 5.1, 12)  # until 7.85 s: past 3.75 + 3 s
     assert d.snapshot(8 * NS_PER_S).source == "ntp"
     assert d.state is not LockState.HOLDOVER
+
+
+def test_source_windows_get_the_benchmarked_fit() -> None:
+    # Every source's WindowedCalibration is configured from DisciplineConfig: window sized by
+    # time (64 s at 4 Hz = 257 observations > 128), adaptive floor, spike rejection.
+    d = Discipline(DisciplineConfig(), (SourceConfig("ptp", timeout_ns=2 * NS_PER_S),))
+    feed(d, "ptp", 1, 300)
+    w = d._sources["ptp"].window
+    assert len(w.observations) == 257
+    assert (w.floor_k, w.reject_k, w.reject_hold_ns) == (0.25, 8.0, 60 * NS_PER_S)
+    # A 2 ms delay spike (error bound = half the round trip) is withheld, not fitted.
+    cal = d.published
+    x = 76 * NS_PER_S
+    d.observe("ptp", x, net(x, 1 * MS), 1 * MS + 2_000, x)
+    assert w.rejected == 1 and d.published == cal
+
+
+def test_wild_first_fit_recovers_through_the_discipline() -> None:
+    d = Discipline(DisciplineConfig(), (SourceConfig("ptp", timeout_ns=2 * NS_PER_S),))
+    # A bad burst (ms of scatter) makes a wildly wrong first fit ...
+    for i, off in enumerate((0, 3 * MS, -2 * MS, 6 * MS)):
+        x = (1 + i) * NS_PER_S
+        d.observe("ptp", x, net(x, off), 2_000, x)
+    cal = d.published
+    assert cal is not None and abs(cal.rate_ppb() - RATE_PPB) > 100_000
+    # ... which good data replaces within a bounded number of observations.
+    feed(d, "ptp", 5, 12, step_ms=1000)
+    cal = d.published
+    assert d._sources["ptp"].window.fit_resets == 1
+    assert cal is not None and abs(cal.rate_ppb() - RATE_PPB) < 1
+    x = 20 * NS_PER_S
+    assert abs(cal.to_external(x) - net(x)) <= 2
+    assert d.steps >= 1  # the recovery is a published discontinuity, counted
+
+
+def test_refit_noise_is_not_a_step_but_a_source_step_is() -> None:
+    d = Discipline(DisciplineConfig(), (SourceConfig("ntp", timeout_ns=10 * NS_PER_S),))
+    x = NS_PER_S
+    for i in range(40):  # +-3 us of alternating noise: refits move the time by a few us
+        d.observe("ntp", x, net(x, 3_000 if i % 2 else -3_000), 2_000, x)
+        x += 250 * MS
+    assert d.steps == 0
+    for _ in range(6):  # the source itself steps by 1 ms: the window detects it
+        d.observe("ntp", x, net(x, 1_000_000), 2_000, x)
+        x += 250 * MS
+    assert d.steps == 1 and d.published is not None and d.published.epoch == 1
+
+
+def test_lock_state_has_hysteresis() -> None:
+    """A bound wandering just above the lock threshold does not flap LOCKED/LOCKING."""
+    d = Discipline(
+        DisciplineConfig(
+            lock_threshold_ns=10_000,
+            lock_count=3,
+            window_size=4,
+            window_threshold=3,
+            window_span_ns=0,
+        ),
+        (SourceConfig("ptp", timeout_ns=10 * NS_PER_S),),
+    )
+    x = NS_PER_S
+    for _ in range(10):
+        d.observe("ptp", x, net(x), 5_000, x)
+        x += 250 * MS
+    assert d.state is LockState.LOCKED
+    states = set()
+    for i in range(20):  # bound between 1x and 2x the threshold: stays LOCKED
+        d.observe("ptp", x, net(x), 12_000 + 3_000 * (i % 3), x)
+        states.add(d.state)
+        x += 250 * MS
+    assert states == {LockState.LOCKED}
+    for _ in range(8):  # well beyond 2x, again and again: lock lost
+        d.observe("ptp", x, net(x), 50_000, x)
+        x += 250 * MS
+    assert d.state is LockState.LOCKING

@@ -235,7 +235,7 @@ def test_window_estimator_rejects_a_delay_spike_and_holds() -> None:
 
 
 def test_window_estimator_accepts_a_new_path_after_max_hold() -> None:
-    w = WindowEstimator(WindowConfig(window_size=32, max_hold_ns=10 * S))
+    w = WindowEstimator(WindowConfig(window_size=32, reject_hold_ns=10 * S))
     off = -T0 + 5 * S
     for k in range(40):
         w.update(exchange(T0 + k * S, offset=off), (k + 5) * S)
@@ -298,7 +298,7 @@ def test_window_floor_flattens_for_symmetric_noise() -> None:
                 assert pw is not None and pg is not None
                 errs_w.append(pw - t)
                 errs_g.append(pg - t)
-        return w.wc.error_floor_ns, _rms(errs_w), _rms(errs_g)
+        return w.wc.effective_floor_ns, _rms(errs_w), _rms(errs_g)
 
     floor_g, rms_wg, rms_gg = run(True)
     floor_e, rms_we, rms_ge = run(False)
@@ -315,10 +315,13 @@ def test_window_ignores_reordered_exchanges() -> None:
     assert len(w.wc.observations) == 6
 
 
-def test_default_window_config_scales_with_the_interval() -> None:
-    assert default_window_config(1.0).window_size == 128
-    assert default_window_config(0.125).window_size == 512
-    assert default_window_config(16.0).window_size == 128
+def test_default_window_scales_with_the_interval() -> None:
+    # 128 exchanges, and at least 64 s of them: 512 at 2^-3 s.
+    for interval, expect in ((S, 128), (S // 8, 513), (16 * S, 128)):
+        w = WindowEstimator(default_window_config(interval / S))
+        for k in range(700):
+            w.update(exchange(T0 + k * interval, offset=-T0), 0)
+        assert len(w.wc.observations) == expect
 
 
 # -- registry -------------------------------------------------------------------------------------
