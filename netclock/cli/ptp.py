@@ -6,13 +6,42 @@ master time from the published time), ``offset_rms_ns``, ``offset_max_ns``, ``pa
 ``freq_ppb`` (published rate − 1), plus ``parent``, ``gm_identity``, ``samples`` and
 ``realtime_error_ns`` (published time, as UTC, minus this host's CLOCK_REALTIME: the true
 error when master and host share a clock, as in the namespace tests).
+
+``--profile NAME|FILE`` loads a profile (deploy/profiles/NAME.toml, or a TOML file); explicit
+options override its values. ``--uds PATH`` answers ``pmc -u -s PATH`` on a Unix socket.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
+
+PROFILE_DIRS = (Path(__file__).resolve().parents[2] / "deploy" / "profiles",
+                Path("/etc/netclock/profiles"), Path("/usr/share/netclock/profiles"))
+PROFILE_ALIASES = {"default": "default-e2e", "smpte": "smpte-2059-2", "st2059-2": "smpte-2059-2",
+                   "aes67": "aes67-media", "802.1as": "gptp"}
+
+
+def resolve_profile(spec: str) -> Any:
+    """``--profile`` argument → Profile: an existing file path, or a profile name looked up in
+    PROFILE_DIRS. Raises ValueError (ProfileError) with the reason."""
+    from netclock.ptp.profiles import load_profile
+
+    path = Path(spec)
+    if not (path.suffix == ".toml" and path.is_file()):
+        name = PROFILE_ALIASES.get(spec, spec)
+        for d in PROFILE_DIRS:
+            if (d / f"{name}.toml").is_file():
+                path = d / f"{name}.toml"
+                break
+        else:
+            raise ValueError(f"no profile {spec!r} (looked in {', '.join(map(str, PROFILE_DIRS))})")
+    try:
+        return load_profile(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
 
 
 def register(subparsers: Any) -> None:
@@ -23,17 +52,36 @@ def register(subparsers: Any) -> None:
                            ("master", "take part in BMCA and serve time when best")):
         r = sub.add_parser(role, help=helptext)
         r.add_argument("--interface", "-i", required=True, help="network interface")
-        r.add_argument("--domain", type=int, default=0, help="domainNumber (default 0)")
-        r.add_argument("--profile", default="default", choices=["default"],
-                       help="PTP profile (default: the IEEE 1588 default profile)")
+        r.add_argument("--profile", default="default",
+                       help="PTP profile: a name (default-e2e, default-p2p, smpte-2059-2, "
+                            "aes67-media, gptp) or a TOML file; options below override it")
+        r.add_argument("--domain", type=int, default=None, help="domainNumber")
         r.add_argument("--json-log", action="store_true", help="one JSON object per line")
-        r.add_argument("--priority1", type=int, default=128)
-        r.add_argument("--priority2", type=int, default=128)
-        r.add_argument("--clock-class", type=int, default=248)
-        r.add_argument("--log-sync-interval", type=int, default=0)
-        r.add_argument("--log-announce-interval", type=int, default=1)
-        r.add_argument("--log-min-delay-req-interval", type=int, default=0)
-        r.add_argument("--announce-receipt-timeout", type=int, default=3)
+        r.add_argument("--priority1", type=int, default=None)
+        r.add_argument("--priority2", type=int, default=None)
+        r.add_argument("--clock-class", type=int, default=None)
+        r.add_argument("--log-sync-interval", type=int, default=None)
+        r.add_argument("--log-announce-interval", type=int, default=None)
+        r.add_argument("--log-min-delay-req-interval", type=int, default=None)
+        r.add_argument("--log-min-pdelay-req-interval", type=int, default=None)
+        r.add_argument("--announce-receipt-timeout", type=int, default=None)
+        r.add_argument("--delay-mechanism", choices=["E2E", "P2P", "NONE"], default=None,
+                       type=str.upper, help="delay mechanism of the port")
+        r.add_argument("--transport", choices=["udpv4", "udpv6", "l2"], default=None,
+                       type=str.lower,
+                       help="network transport (l2 = Ethernet 0x88F7, needs CAP_NET_RAW)")
+        r.add_argument("--udp6-scope", type=lambda v: int(v, 0), default=None,
+                       help="IPv6 multicast scope nibble (default 0xE: FF0E::181)")
+        r.add_argument("--transport-specific", type=int, default=None,
+                       help="majorSdoId / transportSpecific")
+        r.add_argument("--unicast-master", action="append", default=[], metavar="ADDR",
+                       help="(slave) unicast master table entry (repeatable): request unicast "
+                            "Announce/Sync/Delay_Resp from ADDR by negotiation (§16.1)")
+        r.add_argument("--also-domain", type=int, action="append", default=[], metavar="N",
+                       help="also follow domain N (repeatable): one port per domain, one "
+                            "calibration each; --domain (or the profile's) is the primary")
+        r.add_argument("--uds", default=None, metavar="PATH",
+                       help="answer management (pmc -u -s PATH) on a Unix socket at PATH")
         r.add_argument("--event-port", type=int, default=319,
                        help="UDP event port (default 319; >1023 needs no privilege)")
         r.add_argument("--general-port", type=int, default=320)
@@ -55,32 +103,53 @@ def _run(args: argparse.Namespace) -> int:
 async def _main(args: argparse.Namespace) -> int:
     import asyncio
     import random
+    import sys
     import time
+    from dataclasses import replace
 
     from netclock.platform.ptp_transport import PtpRunner
     from netclock.ptp.datasets import TimePropertiesDS
-    from netclock.ptp.port import PortConfig, PtpPort
+    from netclock.ptp.port import PtpPort
+    from netclock.ptp.profiles import DELAY_MECHANISMS
     from netclock.ptp.wire import ClockIdentity, ClockQuality, PortIdentity
-    from netclock.time import NS_PER_S
 
+    try:
+        profile = resolve_profile(args.profile)
+    except ValueError as exc:
+        print(f"netclock ptp: {exc}", file=sys.stderr)
+        return 2
+    overrides = {
+        "domain_number": args.domain,
+        "priority1": args.priority1,
+        "priority2": args.priority2,
+        "clock_class": args.clock_class,
+        "log_sync_interval": args.log_sync_interval,
+        "log_announce_interval": args.log_announce_interval,
+        "log_min_delay_req_interval": args.log_min_delay_req_interval,
+        "log_min_pdelay_req_interval": args.log_min_pdelay_req_interval,
+        "announce_receipt_timeout": args.announce_receipt_timeout,
+        "delay_mechanism": args.delay_mechanism,
+        "transport": args.transport,
+        "udp6_scope": args.udp6_scope,
+        "transport_specific": args.transport_specific,
+    }
+    profile = replace(profile, **{k: v for k, v in overrides.items() if v is not None})
+    assert profile.delay_mechanism in DELAY_MECHANISMS
     mac = _mac(args.interface)
     identity = PortIdentity(ClockIdentity.from_mac(mac), 1)
     tp = TimePropertiesDS(current_utc_offset=37, current_utc_offset_valid=not args.arb_timescale,
                           ptp_timescale=not args.arb_timescale)
-    cfg = PortConfig(
-        domain_number=args.domain,
-        priority1=args.priority1,
-        priority2=args.priority2,
-        clock_quality=ClockQuality(255 if args.slave_only else args.clock_class),
+    cfg = profile.port_config(
+        clock_quality=ClockQuality(255 if args.slave_only else profile.clock_class),
         slave_only=args.slave_only,
         master_only=args.master_only,
-        log_announce_interval=args.log_announce_interval,
-        log_sync_interval=args.log_sync_interval,
-        log_min_delay_req_interval=args.log_min_delay_req_interval,
-        announce_receipt_timeout=args.announce_receipt_timeout,
         time_properties=tp,
+        unicast_masters=tuple(args.unicast_master),
     )
     port = PtpPort(cfg, identity, random.Random())
+    domains = [cfg.domain_number] + [d for d in args.also_domain if d != cfg.domain_number]
+    ports = [port] + [PtpPort(replace(cfg, domain_number=d), identity, random.Random())
+                      for d in domains[1:]]
 
     def on_state(sc: Any) -> None:
         if args.json_log:
@@ -89,53 +158,111 @@ async def _main(args: argparse.Namespace) -> int:
         else:
             print(f"netclock: port 1: {sc.old.name} to {sc.new.name} on {sc.reason}", flush=True)
 
-    runner = PtpRunner(port, args.interface, event_port=args.event_port,
-                       general_port=args.general_port, on_state=on_state)
-    runner.start()
+    runners: list[PtpRunner] = []
+    try:
+        for i, p in enumerate(ports):
+            runners.append(PtpRunner(p, args.interface, event_port=args.event_port,
+                                     general_port=args.general_port, on_state=on_state,
+                                     transport=profile.transport,
+                                     udp6_scope=profile.udp6_scope,
+                                     uds_path=args.uds if i == 0 else None,
+                                     l2_primary_mac=profile.l2_primary_mac))
+    except PermissionError as exc:
+        for r in runners:
+            r.close()
+        print(f"netclock ptp: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if runners[0].uds is not None and len(runners) > 1:
+        by_domain = {r.port.config.domain_number: r.port for r in runners}
+
+        def dispatch(data: bytes) -> bytes | None:
+            # pmc -d N: the management message's domainNumber picks the port
+            target = by_domain.get(data[4] if len(data) > 4 else -1, port)
+            return target.handle_management(data, time.monotonic_ns())
+
+        runners[0].uds.handler = dispatch
+    for r in runners:
+        r.start()
     start = time.monotonic()
     try:
         while not args.duration or time.monotonic() - start < args.duration:
             await asyncio.sleep(1.0)
-            offsets, runner.stats.offsets = runner.stats.offsets, []
-            rms = (sum(o * o for o in offsets) / len(offsets)) ** 0.5 if offsets else None
-            mx = max((abs(o) for o in offsets), default=None)
-            last = runner.stats.last
-            cal = runner.servo.published
-            rt_err = None
-            if cal is not None:
-                mono = time.monotonic_ns()
-                rt = time.clock_gettime_ns(time.CLOCK_REALTIME)
-                mono2 = time.monotonic_ns()
-                ptp = cal.to_external((mono + mono2) // 2)
-                tprops = port.time_properties
-                utc = ptp - tprops.current_utc_offset * NS_PER_S if tprops.ptp_timescale else ptp
-                rt_err = utc - rt
-            snap = port.observe()
-            rec = {
-                "port_state": port.state.name,
-                "offset_ns": last.offset_ns if last else None,
-                "offset_rms_ns": round(rms, 1) if rms is not None else None,
-                "offset_max_ns": mx,
-                "path_delay_ns": last.path_delay_ns if last else None,
-                "freq_ppb": round(last.freq_ppb, 3) if last else None,
-                "samples": len(offsets),
-                "clock_identity": str(identity.clock_identity),
-                "parent": str(snap.parent_ds.parent_port_identity),
-                "gm_identity": str(snap.parent_ds.grandmaster_identity),
-                "realtime_error_ns": rt_err,
-                "stamps": runner.transport.mode,
-                "stamp_counters": runner.transport.event.counters.as_dict(),
-            }
-            if args.json_log:
-                print(json.dumps(rec), flush=True)
-            elif offsets:
-                print(f"netclock: rms {rms:8.0f} max {mx:8d} freq {rec['freq_ppb']:+9.3f} "
-                      f"delay {rec['path_delay_ns']:8d} state {rec['port_state']}", flush=True)
-            else:
-                print(f"netclock: state {rec['port_state']} gm {rec['gm_identity']}", flush=True)
+            primary_now = None
+            for i, runner in enumerate(runners):
+                rec, offsets, primary_now = _record(runner, identity, profile, primary_now,
+                                                    i == 0)
+                rec["primary_domain"] = cfg.domain_number
+                _emit(args, rec, offsets)
     finally:
-        runner.close()
+        for r in runners:
+            r.close()
     return 0
+
+
+def _record(runner: Any, identity: Any, profile: Any, primary: tuple[int, int] | None,
+            is_primary: bool) -> tuple[dict[str, Any], list[int], Any]:
+    """One status record for one runner. ``primary`` is (mono, PTP ns) of the primary domain's
+    calibration at one instant; other domains report their published offset from it."""
+    import time
+
+    from netclock.time import NS_PER_S
+
+    port = runner.port
+    offsets, runner.stats.offsets = runner.stats.offsets, []
+    rms = (sum(o * o for o in offsets) / len(offsets)) ** 0.5 if offsets else None
+    mx = max((abs(o) for o in offsets), default=None)
+    last = runner.stats.last
+    cal = runner.servo.published
+    rt_err = None
+    if cal is not None:
+        mono = time.monotonic_ns()
+        rt = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        mono2 = time.monotonic_ns()
+        ptp = cal.to_external((mono + mono2) // 2)
+        tprops = port.time_properties
+        utc = ptp - tprops.current_utc_offset * NS_PER_S if tprops.ptp_timescale else ptp
+        rt_err = utc - rt
+    snap = port.observe()
+    domain_offset = None
+    if is_primary:
+        primary = (mono, ptp) if cal is not None else None
+    elif cal is not None and primary is not None:
+        domain_offset = cal.to_external(primary[0]) - primary[1]
+    rec = {
+        "domain": port.config.domain_number,
+        "domain_offset_ns": domain_offset,
+        "port_state": port.state.name,
+        "offset_ns": last.offset_ns if last else None,
+        "offset_rms_ns": round(rms, 1) if rms is not None else None,
+        "offset_max_ns": mx,
+        "path_delay_ns": last.path_delay_ns if last else None,
+        "freq_ppb": round(last.freq_ppb, 3) if last else None,
+        "samples": len(offsets),
+        "clock_identity": str(identity.clock_identity),
+        "parent": str(snap.parent_ds.parent_port_identity),
+        "gm_identity": str(snap.parent_ds.grandmaster_identity),
+        "realtime_error_ns": rt_err,
+        "stamps": runner.transport.mode,
+        "profile": profile.name,
+        "delay_mechanism": profile.delay_mechanism,
+        "neighbor_prop_delay_ns": port.neighbor_prop_delay,
+        "neighbor_rate_ratio": port.neighbor_rate_ratio_float,
+        "unicast_grants": {f"{addr}/{mt}": d for (addr, mt), d in port.unicast_grants.items()},
+        "stamp_counters": runner.transport.event.counters.as_dict(),
+    }
+    return rec, offsets, primary
+
+
+def _emit(args: argparse.Namespace, rec: dict[str, Any], offsets: list[int]) -> None:
+    d = f"domain {rec['domain']} " if args.also_domain else ""
+    if args.json_log:
+        print(json.dumps(rec), flush=True)
+    elif offsets:
+        print(f"netclock: {d}rms {rec['offset_rms_ns']:8.0f} max {rec['offset_max_ns']:8d} "
+              f"freq {rec['freq_ppb']:+9.3f} delay {rec['path_delay_ns']:8d} "
+              f"state {rec['port_state']}", flush=True)
+    else:
+        print(f"netclock: {d}state {rec['port_state']} gm {rec['gm_identity']}", flush=True)
 
 
 def _mac(interface: str) -> bytes:

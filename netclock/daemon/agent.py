@@ -119,6 +119,14 @@ class Agent:
                 error_floor_ns=c.error_floor_ns,
                 fit_step_threshold_ns=c.step_threshold_ns,
                 step_confirm=c.step_confirm,
+                window_span_ns=c.window_span_ns,
+                window_max=c.window_max,
+                floor_k=c.floor_k,
+                floor_scale=c.floor_scale,
+                spike_reject_k=c.spike_reject_k,
+                spike_min_ns=c.spike_min_ns,
+                spike_hold_ns=c.spike_hold_ns,
+                lost_after=c.lost_after,
                 lock_threshold_ns=c.lock_threshold_ns,
                 lock_count=c.lock_samples,
                 holdover_spec_ns=h.spec_ns,
@@ -145,8 +153,8 @@ class Agent:
         self.stopped = False
 
     # -- sources ---------------------------------------------------------------------------------
-    def _add_source(self, info: _SourceInfo) -> None:
-        timeout = round(self.cfg.holdover.source_timeout_s * NS_PER_S)
+    def _add_source(self, info: _SourceInfo, min_timeout_ns: int = 0) -> None:
+        timeout = max(round(self.cfg.holdover.source_timeout_s * NS_PER_S), min_timeout_ns)
         self.discipline.add_source(SourceConfig(info.name, info.priority, timeout))
         self.sources[info.name] = info
 
@@ -170,7 +178,10 @@ class Agent:
         family, addr = resolve(srv.address, srv.port)
         name = f"ntp:{srv.address}:{srv.port}"
         info = _SourceInfo(name, "ntp", srv.priority, identity=srv.address)
-        self._add_source(info)
+        # The NTP clock filter passes one sample in up to 8 polls: a source is lost only after
+        # more than that many polls at the longest interval without a sample.
+        poll_ns = NS_PER_S << srv.maxpoll if srv.maxpoll >= 0 else NS_PER_S >> -srv.maxpoll
+        self._add_source(info, min_timeout_ns=10 * poll_ns)
         driver: SourceDriver | None = None
 
         def on_rx(r: Received) -> None:
@@ -296,8 +307,9 @@ class Agent:
             else:
                 log.info("%s: %s", e.kind, e.detail)
         self._publish(now)
-        if self._record is not None and source is not None:
-            self._write_record(now, source)
+        if self._record is not None and (source is not None or events):
+            # tick-detected changes (holdover, failover) are recorded too
+            self._write_record(now, source or self.discipline._selected or "")
 
     def domain_snapshot(self, now: int) -> DomainSnapshot:
         d = self.discipline.snapshot(now)

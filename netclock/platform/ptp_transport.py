@@ -1,4 +1,11 @@
-"""PTP over UDPv4 (IEEE 1588-2019 Annex C): multicast 224.0.1.129, event 319 / general 320.
+"""PTP over UDP (IEEE 1588-2019 Annex C, D): event 319 / general 320.
+
+UDPv4 (Annex C): multicast 224.0.1.129, peer delay messages to 224.0.0.107. UDPv6 (Annex D):
+FF0X::181 with X the configured scope (0xE global by default, as ptp4l's ``udp6_scope``), peer
+delay messages to FF02::6B. L2 (Annex E): Ethernet frames of ethertype 0x88F7 on an AF_PACKET
+socket (needs CAP_NET_RAW), to 01:1B:19:00:00:00 (or the configured primary address, e.g.
+01:80:C2:00:00:0E for gPTP) with peer delay messages to 01:80:C2:00:00:0E. The destination of
+each send follows from its messageType.
 
 :class:`UdpPtpTransport` owns the two timestamped sockets (SO_TIMESTAMPING through
 :class:`~netclock.platform.timestamping.StampedSocket`; every stamp is CLOCK_MONOTONIC ns).
@@ -12,9 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from netclock.calibration import Calibration
 from netclock.platform.timestamping import Received, Stamp, StampedSocket, shared_clock_map
@@ -34,8 +45,26 @@ from netclock.ptp.servo import PtpServo, ServoSample
 from netclock.time import NS_PER_S
 
 PTP_PRIMARY_GROUP = "224.0.1.129"
+PTP_PDELAY_GROUP = "224.0.0.107"
+PTP_PDELAY_GROUP6 = "ff02::6b"
 EVENT_PORT = 319
 GENERAL_PORT = 320
+TRANSPORTS = ("udpv4", "udpv6", "l2")
+ETH_P_1588 = 0x88F7
+L2_PRIMARY_MAC = "01:1b:19:00:00:00"
+L2_PDELAY_MAC = "01:80:c2:00:00:0e"
+_SOL_PACKET = 263
+_PACKET_ADD_MEMBERSHIP = 1
+_PACKET_MR_MULTICAST = 0
+#: messageType values that go to the peer-delay address (Pdelay_Req/Resp/Resp_Follow_Up)
+_PEER_TYPES = frozenset((0x2, 0x3, 0xA))
+
+
+def primary_group6(scope: int) -> str:
+    """FF0X::181 for the IPv6 multicast scope nibble X (Annex D.3)."""
+    if not 0 <= scope <= 0xF:
+        raise ValueError("IPv6 multicast scope is a nibble 0..15")
+    return f"ff0{scope:x}::181"
 
 
 class UdpPtpTransport:
@@ -52,12 +81,23 @@ class UdpPtpTransport:
         on_general: Callable[[Received], None],
         loop: asyncio.AbstractEventLoop | None = None,
         timestamping: bool = True,
+        transport: str = "udpv4",
+        udp6_scope: int = 0xE,
     ) -> None:
+        if transport not in ("udpv4", "udpv6"):
+            raise ValueError(f"UDP transport {transport!r} is not udpv4 or udpv6")
         self.interface = interface
+        self.transport = transport
+        if transport == "udpv6":
+            group = primary_group6(udp6_scope) if group == PTP_PRIMARY_GROUP else group
+            self.pdelay_group = PTP_PDELAY_GROUP6
+        else:
+            self.pdelay_group = PTP_PDELAY_GROUP
         self.group = group
         self.event_port = event_port
         self.general_port = general_port
-        kw = {"interface": interface, "multicast_groups": [group], "multicast_loop": False}
+        kw = {"interface": interface, "multicast_groups": [group, self.pdelay_group],
+              "multicast_loop": False}
         self.event = StampedSocket(
             open_udp("", event_port, **kw),  # type: ignore[arg-type]
             loop=loop, on_receive=on_event, timestamping=timestamping,
@@ -71,15 +111,176 @@ class UdpPtpTransport:
     def mode(self) -> str:
         return str(getattr(self.event, "mode", "unknown"))
 
-    def send_event(self, data: bytes, callback: Callable[[Stamp | None], None]) -> None:
-        self.event.send_event_cb(data, (self.group, self.event_port), callback)
+    def _dest(self, data: bytes) -> str:
+        return self.pdelay_group if data and data[0] & 0x0F in _PEER_TYPES else self.group
 
-    def send_general(self, data: bytes) -> None:
-        self.general.send_general(data, (self.group, self.general_port))
+    def send_event(self, data: bytes, callback: Callable[[Stamp | None], None],
+                   dest: str | None = None) -> None:
+        """Send to the multicast group for the messageType, or unicast to ``dest``."""
+        self.event.send_event_cb(data, (dest or self._dest(data), self.event_port), callback)
+
+    def send_general(self, data: bytes, dest: str | None = None) -> None:
+        self.general.send_general(data, (dest or self._dest(data), self.general_port))
 
     def close(self) -> None:
         self.event.close()
         self.general.close()
+
+
+class UdsManagement:
+    """A Unix datagram socket at ``path`` answering PTP management messages, as ptp4l's
+    ``uds_address``: ``pmc -u -s PATH 'GET ...'`` sends from its own bound socket and gets the
+    reply there. ``handler(data) -> reply | None``. The socket file is removed on close."""
+
+    def __init__(
+        self,
+        path: str,
+        handler: Callable[[bytes], bytes | None],
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        mode: int = 0o660,
+    ) -> None:
+        self.path = path
+        self.handler = handler
+        self.loop = loop if loop is not None else asyncio.get_running_loop()
+        self.counters = {"rx": 0, "tx": 0, "errors": 0}
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.exists(path) and not os.path.isdir(path):
+                os.unlink(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            self.sock.bind(path)
+            os.chmod(path, mode)
+            self.sock.setblocking(False)
+        except OSError:
+            self.sock.close()
+            raise
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.counters["errors"] += 1
+                return
+            self.counters["rx"] += 1
+            reply = self.handler(data)
+            if reply is None or not addr:
+                continue
+            try:
+                self.sock.sendto(reply, addr)
+                self.counters["tx"] += 1
+            except OSError:
+                self.counters["errors"] += 1
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+_PACKET_TX_TIMESTAMP = 16
+_IP_RECVERR = 11
+
+
+class _PacketSocket(socket.socket):
+    """An AF_PACKET socket whose error-queue TX stamps look like UDP ones: the kernel reports
+    them as (SOL_PACKET, PACKET_TX_TIMESTAMP) with the same ``sock_extended_err`` payload as
+    IP_RECVERR, so they are relabelled for the shared StampedSocket parser."""
+
+    def recvmsg(self, *args: int) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
+        data, anc, flags, addr = super().recvmsg(*args)
+        anc = [(socket.SOL_IP, _IP_RECVERR, d)
+               if (lvl, typ) == (_SOL_PACKET, _PACKET_TX_TIMESTAMP) else (lvl, typ, d)
+               for lvl, typ, d in anc]
+        return data, anc, flags, addr
+
+
+class L2NeedsCapNetRawError(PermissionError):
+    """Opening the AF_PACKET socket was refused: the process lacks CAP_NET_RAW."""
+
+
+def _mac_bytes(mac: str) -> bytes:
+    raw = bytes.fromhex(mac.replace(":", "").replace("-", ""))
+    if len(raw) != 6:
+        raise ValueError(f"not a MAC address: {mac!r}")
+    return raw
+
+
+class L2PtpTransport:
+    """PTP over IEEE 802.3 (Annex E): one AF_PACKET datagram socket (ethertype 0x88F7) for event
+    and general messages; received messages are split by messageType. Same interface as
+    :class:`UdpPtpTransport`.
+
+    RX and TX stamps are kernel (software) stamps like on UDP; see :class:`_PacketSocket`.
+    """
+
+    def __init__(
+        self,
+        interface: str,
+        *,
+        on_event: Callable[[Received], None],
+        on_general: Callable[[Received], None],
+        loop: asyncio.AbstractEventLoop | None = None,
+        timestamping: bool = True,
+        primary_mac: str = L2_PRIMARY_MAC,
+        pdelay_mac: str = L2_PDELAY_MAC,
+        tx_timeout_s: float = 0.1,
+    ) -> None:
+        self.interface = interface
+        self.transport = "l2"
+        self.primary = _mac_bytes(primary_mac)
+        self.pdelay = _mac_bytes(pdelay_mac)
+        self._on_event, self._on_general = on_event, on_general
+        try:
+            sock = _PacketSocket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_1588))
+        except PermissionError as exc:
+            raise L2NeedsCapNetRawError(
+                exc.errno,
+                "PTP over L2 needs CAP_NET_RAW to open an AF_PACKET socket: run as root, or "
+                "grant it (systemd AmbientCapabilities=CAP_NET_RAW, or setcap cap_net_raw+ep)",
+            ) from exc
+        try:
+            sock.bind((interface, ETH_P_1588))
+            index = socket.if_nametoindex(interface)
+            for mac in {self.primary, self.pdelay}:
+                mreq = struct.pack("iHH8s", index, _PACKET_MR_MULTICAST, 6, mac)
+                sock.setsockopt(_SOL_PACKET, _PACKET_ADD_MEMBERSHIP, mreq)
+        except OSError:
+            sock.close()
+            raise
+        self.event = StampedSocket(sock, loop=loop, on_receive=self._dispatch,
+                                   timestamping=timestamping, tx_timeout_s=tx_timeout_s)
+        self.general = self.event
+
+    def _dispatch(self, r: Received) -> None:
+        if r.data and r.data[0] & 0x0F < 8:
+            self._on_event(r)
+        else:
+            self._on_general(r)
+
+    @property
+    def mode(self) -> str:
+        return str(getattr(self.event, "mode", "unknown"))
+
+    def _dest(self, data: bytes) -> tuple[str, int, int, int, bytes]:
+        mac = self.pdelay if data and data[0] & 0x0F in _PEER_TYPES else self.primary
+        return (self.interface, ETH_P_1588, 0, 0, mac)
+
+    def send_event(self, data: bytes, callback: Callable[[Stamp | None], None],
+                   dest: str | None = None) -> None:
+        self.event.send_event_cb(data, self._dest(data), callback)
+
+    def send_general(self, data: bytes, dest: str | None = None) -> None:
+        self.event.send_general(data, self._dest(data))
+
+    def close(self) -> None:
+        self.event.close()
 
 
 @dataclass
@@ -117,6 +318,10 @@ class PtpRunner:
         event_port: int = EVENT_PORT,
         general_port: int = GENERAL_PORT,
         on_state: Callable[[StateChanged], None] | None = None,
+        transport: str = "udpv4",
+        udp6_scope: int = 0xE,
+        uds_path: str | None = None,
+        l2_primary_mac: str = L2_PRIMARY_MAC,
     ) -> None:
         self.port = port
         self.servo = servo if servo is not None else PtpServo()
@@ -124,15 +329,26 @@ class PtpRunner:
         self.on_state = on_state
         self.loop = asyncio.get_running_loop()
         self._handles: dict[PortTimer, asyncio.TimerHandle] = {}
-        self.transport = UdpPtpTransport(
-            interface,
-            event_port=event_port,
-            general_port=general_port,
-            on_event=self._on_event,
-            on_general=self._on_general,
-            loop=self.loop,
-        )
+        self.transport: UdpPtpTransport | L2PtpTransport
+        if transport == "l2":
+            self.transport = L2PtpTransport(interface, on_event=self._on_event,
+                                            on_general=self._on_general, loop=self.loop,
+                                            primary_mac=l2_primary_mac)
+        else:
+            self.transport = UdpPtpTransport(
+                interface,
+                event_port=event_port,
+                general_port=general_port,
+                on_event=self._on_event,
+                on_general=self._on_general,
+                loop=self.loop,
+                transport=transport,
+                udp6_scope=udp6_scope,
+            )
         self._refresh_handle: asyncio.TimerHandle | None = None
+        self.uds: UdsManagement | None = None
+        if uds_path:
+            self.uds = UdsManagement(uds_path, self._on_uds, loop=self.loop)
 
     def start(self) -> None:
         self._refresh_time_source()
@@ -148,15 +364,25 @@ class PtpRunner:
             h.cancel()
         if self._refresh_handle is not None:
             self._refresh_handle.cancel()
+        if self.uds is not None:
+            self.uds.close()
         self.transport.close()
 
     # -- I/O callbacks ---------------------------------------------------------------------
 
+    def _src(self, r: Received) -> str | None:
+        if isinstance(self.transport, L2PtpTransport) or not r.addr:
+            return None
+        return str(r.addr[0])
+
     def _on_event(self, r: Received) -> None:
-        self.execute(self.port.handle_event_receive(r.data, r.rx_ns, _mono()))
+        self.execute(self.port.handle_event_receive(r.data, r.rx_ns, _mono(), self._src(r)))
 
     def _on_general(self, r: Received) -> None:
-        self.execute(self.port.handle_general_receive(r.data, _mono()))
+        self.execute(self.port.handle_general_receive(r.data, _mono(), self._src(r)))
+
+    def _on_uds(self, data: bytes) -> bytes | None:
+        return self.port.handle_management(data, _mono())
 
     def _fire(self, timer: PortTimer) -> None:
         self._handles.pop(timer, None)
@@ -170,7 +396,7 @@ class PtpRunner:
                 self._send_event(a)
             elif isinstance(a, SendGeneral):
                 with contextlib.suppress(OSError):
-                    self.transport.send_general(a.data)
+                    self.transport.send_general(a.data, a.dest)
             elif isinstance(a, SetTimer):
                 old = self._handles.pop(a.timer, None)
                 if old is not None:
@@ -187,6 +413,9 @@ class PtpRunner:
                 if s is not None:
                     self.stats.last = s
                     cal = self.servo.published
+                    if cal is not None:
+                        # pmc/ptp4l sign: offsetFromMaster is slave minus master
+                        self.port.set_servo_status(-s.offset_ns, cal.to_external(a.t2))
                     if s.fit is not None and cal is not None:
                         self.port.set_rate_ratio(cal.rate_num, cal.rate_denom)
                     if s.fit is not None or self.servo.published is not None:
@@ -204,7 +433,7 @@ class PtpRunner:
                 self.execute(self.port.handle_send_timestamp(ctx, stamp.ns, _mono()))
 
         with contextlib.suppress(OSError):
-            self.transport.send_event(a.data, done)
+            self.transport.send_event(a.data, done, a.dest)
 
     def published_ptp_ns(self, mono_ns: int | None = None) -> int | None:
         """PTP time now according to the published calibration (None before the first fit)."""

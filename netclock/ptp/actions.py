@@ -20,11 +20,15 @@ class PortTimer(enum.Enum):
     SYNC = "sync"
     DELAY_REQ = "delay_req"
     QUALIFICATION = "qualification"
+    PDELAY_REQ = "pdelay_req"
+    UNICAST_REQUEST = "unicast_request"
 
 
 class TxKind(enum.Enum):
     SYNC = "sync"
     DELAY_REQ = "delay_req"
+    PDELAY_REQ = "pdelay_req"
+    PDELAY_RESP = "pdelay_resp"
 
 
 class TxContextReusedError(RuntimeError):
@@ -66,13 +70,17 @@ class SendEvent:
 
     data: bytes
     context: TxContext
+    #: unicast destination (an address the driver gave with a received message); None = the
+    #: transport's multicast address for this message type
+    dest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SendGeneral:
-    """Send a general message (UDP 320); no timestamp needed."""
+    """Send a general message (UDP 320); no timestamp needed. ``dest`` as for SendEvent."""
 
     data: bytes
+    dest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

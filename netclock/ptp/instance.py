@@ -58,6 +58,8 @@ class PtpInstance:
                     cal = self.servo.published
                     if s.fit is not None and cal is not None:
                         self.port.set_rate_ratio(cal.rate_num, cal.rate_denom)
+                    if cal is not None:  # offsetFromMaster for management: slave − master
+                        self.port.set_servo_status(-s.offset_ns, cal.to_external(a.t2))
         return actions
 
     def start(self, now: int) -> list[Action]:

@@ -1,4 +1,4 @@
-"""Sans-IO PTP port of an ordinary clock (IEEE 1588-2019 §9): E2E, UDPv4-agnostic.
+"""Sans-IO PTP port of an ordinary clock (IEEE 1588-2019 §9): E2E, P2P or no delay mechanism.
 
 Every entry point takes ``now`` (int ns in the driver's clock, normally CLOCK_MONOTONIC) and
 returns a list of :mod:`~netclock.ptp.actions`. Receive timestamps and TX timestamps are in that
@@ -13,6 +13,13 @@ Shape (statime ``Port`` + aioquic ``now``)::
     actions = port.handle_general_receive(data, now)          # UDP 320
     actions = port.handle_send_timestamp(ctx, tx_ts, now)     # once per SendEvent
     actions = port.handle_timer(timer, now)                   # after SetTimer(timer, at)
+
+Delay mechanism (``PortConfig.delay_mechanism``): E2E sends Delay_Req to the parent; P2P runs
+the peer delay exchange (§11.4) on the link in every enabled state, as requester and responder,
+one- or two-step, and measures neighborRateRatio from successive exchanges; NO_MECHANISM uses
+a zero path delay. Event messages (Sync, Delay_Req, Pdelay_Req, Pdelay_Resp) go out as
+:class:`SendEvent`; the driver picks the destination from the messageType (peer delay messages
+go to the peer-delay address of the transport).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from netclock.ptp.bmca import ComparisonDataset, Decision, ForeignMasterList, st
 from netclock.ptp.datasets import (
     CurrentDS,
     DefaultDS,
+    DelayMechanism,
     ParentDS,
     PortDS,
     PortState,
@@ -55,6 +63,7 @@ from netclock.ptp.wire import (
     DelayResp,
     Flags,
     FollowUp,
+    GrantUnicastTransmissionTlv,
     Header,
     Management,
     ManagementAction,
@@ -63,11 +72,18 @@ from netclock.ptp.wire import (
     ManagementId,
     ManagementTlv,
     Message,
+    MessageType,
     ParseError,
+    PdelayReq,
+    PdelayResp,
+    PdelayRespFollowUp,
     PortIdentity,
+    RequestUnicastTransmissionTlv,
+    Signaling,
     Sync,
     parse,
 )
+from netclock.ptp.wire.gptp import FollowUpInfo
 from netclock.ptp.wire.mgmt_data import (
     CurrentDataSet,
     DefaultDataSet,
@@ -75,6 +91,7 @@ from netclock.ptp.wire.mgmt_data import (
     ParentDataSet,
     PortDataSet,
     TimePropertiesDataSet,
+    TimeStatusNp,
 )
 from netclock.time import NS_PER_S, PtpTimestamp, TimeInterval, TimeRangeError
 
@@ -111,6 +128,21 @@ class PortConfig:
     time_properties: TimePropertiesDS = field(
         default_factory=lambda: TimePropertiesDS(current_utc_offset_valid=True)
     )
+    #: §8.2.15.4.4: E2E (Delay_Req to the master), P2P (peer delay on the link) or NO_MECHANISM
+    delay_mechanism: DelayMechanism = DelayMechanism.E2E
+    log_min_pdelay_req_interval: int = 0
+    #: 802.1AS: Follow_Up carries the Follow_Up information TLV (cumulativeRateRatio)
+    follow_up_info_tlv: bool = False
+    #: 802.1AS neighborPropDelayThresh in ns (0 = no limit); above it the link is not asCapable
+    neighbor_prop_delay_thresh: int = 0
+    #: successive peer delay exchanges spanned by the neighborRateRatio measurement
+    rate_ratio_window: int = 8
+    #: unicast master table (§16.1, §17.5): addresses (opaque to the port, as the driver
+    #: reports sources) asked for unicast Announce; the chosen parent also for Sync and
+    #: Delay_Resp; Delay_Req then goes to the parent's address. Empty = multicast operation.
+    unicast_masters: tuple[str, ...] = ()
+    #: durationField of unicast transmission requests (s); renewed at half of it
+    unicast_duration_s: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +176,18 @@ class _PendingDelayReq:
     c_resp: int = 0
 
 
+@dataclass(slots=True)
+class _PendingPdelay:
+    sequence_id: int
+    t1: int | None = None  # local Pdelay_Req send
+    t2: int = 0  # responder receive (responder ns)
+    t3: int | None = None  # responder Pdelay_Resp send (responder ns)
+    t4: int | None = None  # local Pdelay_Resp receive
+    correction: int = 0
+    two_step: bool = True
+    responder: PortIdentity | None = None
+
+
 class PtpPort:
     """One PTP port of an ordinary clock, with its own BMCA (Ebest = Erbest)."""
 
@@ -157,7 +201,8 @@ class PtpPort:
         self.foreign = ForeignMasterList(identity, config.log_announce_interval)
         self._owner = next(_OWNER_IDS)
         self._timers: dict[PortTimer, int] = {}
-        self._seq = {"sync": 0, "announce": 0, "delay_req": 0}
+        self._seq = {"sync": 0, "announce": 0, "delay_req": 0, "pdelay_req": 0,
+                     "signaling": 0}
         self._parent: PortIdentity | None = None
         self._parent_announce: Announce | None = None
         self._sync: _PendingSync | None = None
@@ -175,6 +220,26 @@ class PtpPort:
         #: recent (t1, t2, t3, t4, c_sync, c_resp) exchanges, kept to refilter on rate changes
         self._exchanges: deque[tuple[int, int, int, int, int, int]] = deque(maxlen=64)
         self.time_properties = config.time_properties
+        # peer delay (P2P) state: requester, responder and the link estimates
+        self.pdelay_filter = DelayFilter()
+        self._pdelay: _PendingPdelay | None = None
+        self._early_pdelay_fu: PdelayRespFollowUp | None = None
+        #: two-step responses awaiting their TX stamp: seq → (requester, scaled correction)
+        self._pdelay_resp_pending: dict[int, tuple[PortIdentity, int]] = {}
+        self._pdelay_pairs: deque[tuple[int, int]] = deque(maxlen=config.rate_ratio_window + 1)
+        self._pdelay_peer: PortIdentity | None = None
+        #: latest filtered neighborPropDelay (ns), None before the first exchange
+        self.neighbor_prop_delay: int | None = None
+        #: neighborRateRatio as a fraction (neighbor / local), 1/1 until measured
+        self.neighbor_rate_ratio: tuple[int, int] = (1, 1)
+        self._raw_pdelay = 0
+        #: the servo's latest (offset, ingress PTP ns), set by the driver for management replies
+        self._servo_status: tuple[int, int] | None = None
+        self._cumulative_rate_offset = 0
+        #: unicast: the address each foreign master's Announce came from, and grants received
+        self._addresses: dict[PortIdentity, str] = {}
+        self.unicast_grants: dict[tuple[str, int], int] = {}
+        self._src: str | None = None
         self.counters: dict[str, int] = {
             "rx": 0,
             "tx": 0,
@@ -182,6 +247,9 @@ class PtpPort:
             "dropped": 0,
             "measurements": 0,
             "announce_timeouts": 0,
+            "pdelay_exchanges": 0,
+            "pdelay_lost": 0,
+            "pdelay_multiple_responders": 0,
         }
 
     # ------------------------------------------------------------------ data sets / observe
@@ -234,7 +302,21 @@ class PtpPort:
             log_announce_interval=c.log_announce_interval,
             announce_receipt_timeout=c.announce_receipt_timeout,
             log_sync_interval=c.log_sync_interval,
+            delay_mechanism=c.delay_mechanism,
+            mean_link_delay=self.neighbor_prop_delay or 0,
         )
+
+    @property
+    def as_capable(self) -> bool:
+        """802.1AS asCapable: P2P with a measured neighbor delay within the threshold."""
+        d = self.neighbor_prop_delay
+        thresh = self.config.neighbor_prop_delay_thresh
+        return d is not None and (thresh <= 0 or d <= thresh)
+
+    @property
+    def neighbor_rate_ratio_float(self) -> float:
+        num, den = self.neighbor_rate_ratio
+        return num / den
 
     @property
     def parent(self) -> PortIdentity | None:
@@ -283,6 +365,12 @@ class PtpPort:
             for ex in self._exchanges:
                 self.delay_filter.sample(mean_path_delay(*ex, num, den))
 
+    def set_servo_status(self, offset_ns: int, ingress_ptp_ns: int) -> None:
+        """The servo's latest offset of master time from the published time (ns) and the PTP
+        time of that Sync's arrival: what CURRENT_DATA_SET / TIME_STATUS_NP report. Until it is
+        set, offsetFromMaster is the raw local-minus-master offset."""
+        self._servo_status = (offset_ns, ingress_ptp_ns)
+
     def reconfigure(self, now: int, **changes: object) -> list[Action]:
         """Change :class:`PortConfig` fields while running and re-run the BMCA."""
         self.config = replace(self.config, **changes)  # type: ignore[arg-type]
@@ -328,8 +416,12 @@ class PtpPort:
             out += self.start(now)
         return out
 
-    def handle_event_receive(self, data: bytes, rx_ts: int, now: int) -> list[Action]:
-        """A datagram from the event port (319) with its local receive timestamp."""
+    def handle_event_receive(
+        self, data: bytes, rx_ts: int, now: int, src: str | None = None
+    ) -> list[Action]:
+        """A datagram from the event port (319) with its local receive timestamp. ``src`` (the
+        sender's address, opaque) is needed for unicast operation only."""
+        self._src = src
         msg = self._accept(data)
         if msg is None:
             return []
@@ -337,10 +429,17 @@ class PtpPort:
             return self._on_sync(msg, rx_ts, now)
         if isinstance(msg, DelayReq):
             return self._on_delay_req(msg, rx_ts, now)
+        if isinstance(msg, PdelayReq):
+            return self._on_pdelay_req(msg, rx_ts, now)
+        if isinstance(msg, PdelayResp):
+            return self._on_pdelay_resp(msg, rx_ts, now)
         return self._drop()
 
-    def handle_general_receive(self, data: bytes, now: int) -> list[Action]:
-        """A datagram from the general port (320)."""
+    def handle_general_receive(
+        self, data: bytes, now: int, src: str | None = None
+    ) -> list[Action]:
+        """A datagram from the general port (320); ``src`` as for handle_event_receive."""
+        self._src = src
         msg = self._accept(data)
         if msg is None:
             return []
@@ -352,6 +451,10 @@ class PtpPort:
             return self._on_delay_resp(msg, now)
         if isinstance(msg, Management):
             return self._on_management(msg)
+        if isinstance(msg, PdelayRespFollowUp):
+            return self._on_pdelay_resp_follow_up(msg, now)
+        if isinstance(msg, Signaling):
+            return self._on_signaling(msg)
         return self._drop()
 
     def handle_send_timestamp(self, ctx: TxContext, tx_ts: int, now: int) -> list[Action]:
@@ -363,6 +466,14 @@ class PtpPort:
             if self.state != PortState.MASTER:
                 return []
             return [SendGeneral(self._follow_up(ctx.sequence_id, tx_ts).pack())]
+        if ctx.kind is TxKind.PDELAY_RESP:
+            return self._pdelay_resp_follow_up(ctx.sequence_id, tx_ts)
+        if ctx.kind is TxKind.PDELAY_REQ:
+            pd = self._pdelay
+            if pd is None or pd.sequence_id != ctx.sequence_id:
+                return []
+            pd.t1 = tx_ts
+            return self._complete_pdelay()
         pending = self._delay_req
         if pending is None or pending.sequence_id != ctx.sequence_id:
             return []
@@ -384,6 +495,10 @@ class PtpPort:
             return self._send_announce(now)
         if timer is PortTimer.SYNC:
             return self._send_sync(now)
+        if timer is PortTimer.PDELAY_REQ:
+            return self._send_pdelay_req(now)
+        if timer is PortTimer.UNICAST_REQUEST:
+            return self._request_unicast(now)
         return self._send_delay_req(now)
 
     # ------------------------------------------------------------------ receive helpers
@@ -423,6 +538,8 @@ class PtpPort:
         if msg.steps_removed >= 255:  # §9.3.2.5 d
             return self._drop()
         self.foreign.add(msg, now)
+        if self._src is not None:
+            self._addresses[msg.header.source_port_identity] = self._src
         out: list[Action] = []
         if msg.header.source_port_identity == self._parent:
             self._parent_announce = msg
@@ -530,6 +647,17 @@ class PtpPort:
         self.state = new
         out.append(StateChanged(old, new, f"{event.value}: {reason}"))
         self._enter(old, new, now, out)
+        if (
+            self.config.delay_mechanism == DelayMechanism.P2P
+            and new not in (PortState.INITIALIZING, PortState.FAULTY, PortState.DISABLED)
+            and PortTimer.PDELAY_REQ not in self._timers
+        ):
+            self._set(PortTimer.PDELAY_REQ, now, out)
+        unicast_states = (PortState.LISTENING, PortState.UNCALIBRATED, PortState.SLAVE,
+                          PortState.PASSIVE)
+        if (self.config.unicast_masters and new in unicast_states
+                and (PortTimer.UNICAST_REQUEST not in self._timers or new_master)):
+            self._set(PortTimer.UNICAST_REQUEST, now, out)
 
     def _cancel(self, timer: PortTimer, out: list[Action]) -> None:
         if self._timers.pop(timer, None) is not None:
@@ -555,6 +683,8 @@ class PtpPort:
             self.foreign.clear()
             self._sync = None
             self._delay_req = None
+            self._pdelay = None
+            self._pdelay_resp_pending.clear()
             return
         if new == PortState.MASTER:
             self._cancel(PortTimer.ANNOUNCE_RECEIPT, out)
@@ -584,7 +714,10 @@ class PtpPort:
         # UNCALIBRATED / SLAVE
         if PortTimer.ANNOUNCE_RECEIPT not in self._timers:
             self._arm_announce_receipt(now, out)
-        if PortTimer.DELAY_REQ not in self._timers:
+        if (
+            PortTimer.DELAY_REQ not in self._timers
+            and self.config.delay_mechanism == DelayMechanism.E2E
+        ):
             self._set(PortTimer.DELAY_REQ, now + self._delay_req_spacing(), out)
 
     # ------------------------------------------------------------------ slave side
@@ -624,9 +757,23 @@ class PtpPort:
         self._sync = None
         pending.t1 = msg.precise_origin_timestamp.to_ns()
         pending.correction += msg.header.correction.to_ns()
+        if self.config.follow_up_info_tlv:
+            try:
+                info = FollowUpInfo.from_tlvs(msg.tlvs)
+            except ParseError:
+                info = None
+            if info is not None:
+                self._cumulative_rate_offset = info.cumulative_scaled_rate_offset
         return self._complete_sync(pending)
 
     def _delay_ready(self) -> int | None:
+        mech = self.config.delay_mechanism
+        if mech == DelayMechanism.NO_MECHANISM:
+            return 0
+        if mech == DelayMechanism.P2P:
+            if len(self.pdelay_filter.median) < self.config.min_delay_samples:
+                return None
+            return self.neighbor_prop_delay
         if len(self.delay_filter.median) < self.config.min_delay_samples:
             return None
         return self.delay_filter.value()
@@ -646,8 +793,12 @@ class PtpPort:
         self._offset = offset
         self._delay = delay
         t3, t4 = self._last_exchange
+        raw = self._raw_delay
+        if self.config.delay_mechanism != DelayMechanism.E2E:
+            t3 = t4 = 0
+            raw = self._raw_pdelay if self.config.delay_mechanism == DelayMechanism.P2P else 0
         out: list[Action] = [
-            Measurement(offset, delay, t1, t2, t3, t4, self._raw_delay, c_sync, sequence_id)
+            Measurement(offset, delay, t1, t2, t3, t4, raw, c_sync, sequence_id)
         ]
         self.counters["measurements"] += 1
         self._measurements_from_parent += 1
@@ -664,9 +815,11 @@ class PtpPort:
             return out
         seq = self._next_seq("delay_req")
         self._delay_req = _PendingDelayReq(seq)
-        msg = DelayReq(self._header(seq, log_interval=0x7F), PtpTimestamp(0, 0))
+        dest = self._parent_address()
+        flags = Flags.UNICAST if dest is not None else Flags.NONE
+        msg = DelayReq(self._header(seq, log_interval=0x7F, flags=flags), PtpTimestamp(0, 0))
         ctx = TxContext(TxKind.DELAY_REQ, seq, self._owner)
-        out.append(SendEvent(msg.pack(), ctx))
+        out.append(SendEvent(msg.pack(), ctx, dest))
         self.counters["tx"] += 1
         self._set(PortTimer.DELAY_REQ, now + self._delay_req_spacing(), out)
         return out
@@ -783,13 +936,16 @@ class PtpPort:
 
     def _follow_up(self, seq: int, tx_ts: int) -> FollowUp:
         self.counters["tx"] += 1
+        # a grandmaster's cumulativeRateRatio is 1 (802.1AS §11.4.4.3.6)
+        tlvs = (FollowUpInfo().tlv(),) if self.config.follow_up_info_tlv else ()
         return FollowUp(
             self._header(seq, log_interval=self.config.log_sync_interval),
             self._ptp_ts(tx_ts),
+            tlvs,
         )
 
     def _on_delay_req(self, msg: DelayReq, rx_ts: int, now: int) -> list[Action]:
-        if self.state != PortState.MASTER:
+        if self.state != PortState.MASTER or self.config.delay_mechanism != DelayMechanism.E2E:
             return self._drop()
         h = msg.header
         resp = DelayResp(
@@ -804,7 +960,194 @@ class PtpPort:
             requesting_port_identity=h.source_port_identity,
         )
         self.counters["tx"] += 1
+        if Flags.UNICAST in h.flags and self._src is not None:
+            # §16.1: a unicast Delay_Req is answered unicast, to its sender
+            resp = replace(resp, header=replace(resp.header,
+                                                flags=resp.header.flags | Flags.UNICAST))
+            return [SendGeneral(resp.pack(), self._src)]
         return [SendGeneral(resp.pack())]
+
+    # ------------------------------------------------------------------ unicast (§16.1)
+
+    def _parent_address(self) -> str | None:
+        if not self.config.unicast_masters or self._parent is None:
+            return None
+        return self._addresses.get(self._parent)
+
+    def _request_unicast(self, now: int) -> list[Action]:
+        """REQUEST_UNICAST_TRANSMISSION: Announce from every table entry, and Sync and
+        Delay_Resp from the parent; re-sent at half the requested duration (renewal)."""
+        c = self.config
+        out: list[Action] = []
+        if not c.unicast_masters:
+            return out
+        announce = RequestUnicastTransmissionTlv(MessageType.ANNOUNCE, c.log_announce_interval,
+                                                 c.unicast_duration_s)
+        parent = self._parent_address()
+        for addr in c.unicast_masters:
+            tlvs: tuple[RequestUnicastTransmissionTlv, ...] = (announce,)
+            if addr == parent:
+                tlvs += (
+                    RequestUnicastTransmissionTlv(MessageType.SYNC, c.log_sync_interval,
+                                                  c.unicast_duration_s),
+                )
+                if c.delay_mechanism == DelayMechanism.E2E:
+                    tlvs += (
+                        RequestUnicastTransmissionTlv(MessageType.DELAY_RESP,
+                                                      self._delay_req_log_interval,
+                                                      c.unicast_duration_s),
+                    )
+            sig = Signaling(self._header(self._next_seq("signaling"), log_interval=0x7F,
+                                         flags=Flags.UNICAST), ALL_PORTS, tlvs)
+            out.append(SendGeneral(sig.pack(), addr))
+            self.counters["tx"] += 1
+        renew = max(c.unicast_duration_s * NS_PER_S // 2, NS_PER_S)
+        self._set(PortTimer.UNICAST_REQUEST, now + renew, out)
+        return out
+
+    def _on_signaling(self, msg: Signaling) -> list[Action]:
+        """Record GRANT_UNICAST_TRANSMISSION answers: (address, messageType) → duration s."""
+        if msg.target_port_identity not in (ALL_PORTS, self.identity):
+            return self._drop()
+        for t in msg.tlvs:
+            if isinstance(t, GrantUnicastTransmissionTlv) and self._src is not None:
+                self.unicast_grants[(self._src, t.message_type)] = t.duration_s
+        return []
+
+    # ------------------------------------------------------------------ peer delay (§11.4)
+
+    def _send_pdelay_req(self, now: int) -> list[Action]:
+        out: list[Action] = []
+        if self._pdelay is not None:
+            self.counters["pdelay_lost"] += 1
+        c = self.config
+        seq = self._next_seq("pdelay_req")
+        self._pdelay = _PendingPdelay(seq)
+        self._early_pdelay_fu = None
+        msg = PdelayReq(self._header(seq, log_interval=0x7F), PtpTimestamp(0, 0))
+        out.append(SendEvent(msg.pack(), TxContext(TxKind.PDELAY_REQ, seq, self._owner)))
+        self.counters["tx"] += 1
+        self._set(PortTimer.PDELAY_REQ, now + interval_ns(c.log_min_pdelay_req_interval), out)
+        return out
+
+    def _on_pdelay_req(self, msg: PdelayReq, rx_ts: int, now: int) -> list[Action]:
+        """Responder: Pdelay_Resp (+ Pdelay_Resp_Follow_Up in two-step mode), any state."""
+        if self.config.delay_mechanism != DelayMechanism.P2P:
+            return self._drop()
+        h = msg.header
+        seq = h.sequence_id
+        self.counters["tx"] += 1
+        if self.config.two_step:
+            resp = PdelayResp(
+                self._header(seq, log_interval=0x7F, flags=Flags.TWO_STEP),
+                self._ptp_ts(rx_ts),
+                h.source_port_identity,
+            )
+            self._pdelay_resp_pending[seq] = (h.source_port_identity, h.correction.scaled_ns)
+            while len(self._pdelay_resp_pending) > 16:
+                del self._pdelay_resp_pending[next(iter(self._pdelay_resp_pending))]
+            return [SendEvent(resp.pack(), TxContext(TxKind.PDELAY_RESP, seq, self._owner))]
+        # one-step: the turnaround time goes into the correctionField (§11.4.2 b); without a
+        # timestamping NIC the send instant is taken as ``now``
+        turnaround = max(now - rx_ts, 0)
+        resp = PdelayResp(
+            self._header(seq, log_interval=0x7F,
+                         correction=h.correction.scaled_ns + (turnaround << 16)),
+            PtpTimestamp(0, 0),
+            h.source_port_identity,
+        )
+        ctx = TxContext(TxKind.PDELAY_RESP, seq, self._owner)
+        ctx.consume()
+        return [SendEvent(resp.pack(), ctx)]
+
+    def _pdelay_resp_follow_up(self, seq: int, tx_ts: int) -> list[Action]:
+        pending = self._pdelay_resp_pending.pop(seq, None)
+        if pending is None:
+            return []
+        requester, correction = pending
+        fu = PdelayRespFollowUp(
+            self._header(seq, log_interval=0x7F, correction=correction),
+            self._ptp_ts(tx_ts),
+            requester,
+        )
+        self.counters["tx"] += 1
+        return [SendGeneral(fu.pack())]
+
+    def _on_pdelay_resp(self, msg: PdelayResp, rx_ts: int, now: int) -> list[Action]:
+        pd = self._pdelay
+        h = msg.header
+        if (
+            self.config.delay_mechanism != DelayMechanism.P2P
+            or msg.requesting_port_identity != self.identity
+            or pd is None
+            or pd.sequence_id != h.sequence_id
+        ):
+            return self._drop()
+        if pd.responder is not None:
+            # §11.4.4: more than one responder on a P2P link – the measurement is unusable
+            self.counters["pdelay_multiple_responders"] += 1
+            self._pdelay = None
+            return []
+        pd.responder = h.source_port_identity
+        pd.t4 = rx_ts
+        pd.t2 = msg.request_receipt_timestamp.to_ns()
+        pd.correction = h.correction.to_ns()
+        pd.two_step = Flags.TWO_STEP in h.flags
+        if not pd.two_step:
+            pd.t3 = pd.t2
+            return self._complete_pdelay()
+        fu = self._early_pdelay_fu
+        self._early_pdelay_fu = None
+        if fu is not None:
+            return self._on_pdelay_resp_follow_up(fu, now)
+        return []
+
+    def _on_pdelay_resp_follow_up(self, msg: PdelayRespFollowUp, now: int) -> list[Action]:
+        pd = self._pdelay
+        h = msg.header
+        if (
+            msg.requesting_port_identity != self.identity
+            or pd is None
+            or pd.sequence_id != h.sequence_id
+            or pd.t3 is not None
+        ):
+            return self._drop()
+        if pd.responder is None:
+            self._early_pdelay_fu = msg  # the general message overtook its Pdelay_Resp
+            return []
+        if h.source_port_identity != pd.responder:
+            return self._drop()
+        pd.t3 = msg.response_origin_timestamp.to_ns()
+        pd.correction += h.correction.to_ns()
+        return self._complete_pdelay()
+
+    def _complete_pdelay(self) -> list[Action]:
+        pd = self._pdelay
+        if pd is None or pd.t1 is None or pd.t3 is None or pd.t4 is None:
+            return []
+        self._pdelay = None
+        if pd.responder != self._pdelay_peer:
+            # a new neighbor: its delay and rate start from scratch
+            self._pdelay_peer = pd.responder
+            self._pdelay_pairs.clear()
+            self.pdelay_filter.reset()
+            self.neighbor_rate_ratio = (1, 1)
+        # neighborRateRatio = Δ(responder time) / Δ(local time) over successive exchanges,
+        # from (t3, t4) in two-step mode and (t2, t1) when a one-step responder gives t2
+        if pd.two_step:
+            self._pdelay_pairs.append((pd.t3, pd.t4))
+        elif pd.t2:
+            self._pdelay_pairs.append((pd.t2, pd.t1))
+        if len(self._pdelay_pairs) >= 2:
+            (r0, l0), (r1, l1) = self._pdelay_pairs[0], self._pdelay_pairs[-1]
+            if r1 > r0 and l1 > l0:
+                self.neighbor_rate_ratio = (r1 - r0, l1 - l0)
+        num, den = self.neighbor_rate_ratio
+        raw = ((pd.t4 - pd.t1) * num // den - (pd.t3 - pd.t2) - pd.correction) // 2
+        self._raw_pdelay = raw
+        self.neighbor_prop_delay = self.pdelay_filter.sample(raw)
+        self.counters["pdelay_exchanges"] += 1
+        return []
 
     # ------------------------------------------------------------------ management (§15)
 
@@ -819,9 +1162,12 @@ class PtpPort:
                                   ds.priority1, ds.clock_quality, ds.priority2,
                                   ds.clock_identity, ds.domain_number).pack()
         if management_id == ManagementId.CURRENT_DATA_SET:
+            offset = cur.offset_from_master
+            if self._servo_status is not None:
+                offset = self._servo_status[0]
             return CurrentDataSet(
                 cur.steps_removed,
-                TimeInterval.from_ns(max(min(cur.offset_from_master, TimeInterval.MAX_NS),
+                TimeInterval.from_ns(max(min(offset, TimeInterval.MAX_NS),
                                          TimeInterval.MIN_NS)),
                 TimeInterval.from_ns(max(min(cur.mean_path_delay, TimeInterval.MAX_NS),
                                          TimeInterval.MIN_NS)),
@@ -835,10 +1181,19 @@ class PtpPort:
                                          tp.time_source).pack()
         if management_id == ManagementId.PORT_DATA_SET:
             return PortDataSet(pds.port_identity, int(pds.port_state),
-                               pds.log_min_delay_req_interval, TimeInterval(0),
+                               pds.log_min_delay_req_interval,
+                               TimeInterval.from_ns(pds.mean_link_delay),
                                pds.log_announce_interval, pds.announce_receipt_timeout,
-                               pds.log_sync_interval, int(pds.delay_mechanism), 0,
-                               pds.version_number, pds.minor_version_number).pack()
+                               pds.log_sync_interval, int(pds.delay_mechanism),
+                               self.config.log_min_pdelay_req_interval,
+                               # the high nibble is reserved here; ptp4l sends 0 in it too
+                               pds.version_number, 0).pack()
+        if management_id == ManagementId.TIME_STATUS_NP:
+            following = self._parent is not None and self.state in (
+                PortState.SLAVE, PortState.UNCALIBRATED)
+            offset, ingress = self._servo_status if following and self._servo_status else (0, 0)
+            return TimeStatusNp(offset, ingress, self._cumulative_rate_offset if following else 0,
+                                0, 0, b"\0" * 12, following, par.grandmaster_identity).pack()
         octet: dict[int, int] = {
             ManagementId.PRIORITY1: ds.priority1,
             ManagementId.PRIORITY2: ds.priority2,
@@ -846,41 +1201,70 @@ class PtpPort:
             ManagementId.SLAVE_ONLY: int(ds.slave_only),
             ManagementId.VERSION_NUMBER: pds.version_number | (pds.minor_version_number << 4),
             ManagementId.CLOCK_ACCURACY: ds.clock_quality.clock_accuracy,
+            ManagementId.LOG_ANNOUNCE_INTERVAL: pds.log_announce_interval & 0xFF,
+            ManagementId.ANNOUNCE_RECEIPT_TIMEOUT: pds.announce_receipt_timeout,
+            ManagementId.LOG_SYNC_INTERVAL: pds.log_sync_interval & 0xFF,
+            ManagementId.DELAY_MECHANISM: int(pds.delay_mechanism),
+            ManagementId.LOG_MIN_PDELAY_REQ_INTERVAL:
+                self.config.log_min_pdelay_req_interval & 0xFF,
         }
         if management_id in octet:
             return OctetValue(octet[management_id]).pack()
         return None
 
+    def handle_management(self, data: bytes, now: int) -> bytes | None:
+        """A management message from a local channel (e.g. pmc over a Unix socket): the reply
+        bytes, or None. Unlike the network path, any domain and port state is accepted."""
+        try:
+            msg = parse(data)
+        except ParseError:
+            self.counters["parse_errors"] += 1
+            return None
+        if not isinstance(msg, Management):
+            return None
+        reply = self._management_reply(msg)
+        return reply.pack() if reply is not None else None
+
     def _on_management(self, msg: Management) -> list[Action]:
-        """Answer GET requests for the data sets (read-only: SET/COMMAND → NOT_SUPPORTED)."""
+        reply = self._management_reply(msg)
+        if reply is None:
+            return self._drop()
+        return [SendGeneral(reply.pack())]
+
+    def _management_reply(self, msg: Management) -> Management | None:
+        """Answer GET requests for the data sets. SET and COMMAND are not enabled: they get a
+        MANAGEMENT_ERROR_STATUS TLV (NOT_SUPPORTED; NO_SUCH_ID for an unknown managementId)."""
         target = msg.target_port_identity
         if target.clock_identity not in (ALL_PORTS.clock_identity, self.identity.clock_identity):
-            return self._drop()
-        if target.port_number not in (0xFFFF, self.identity.port_number):
-            return self._drop()
+            return None
+        if target.port_number not in (0xFFFF, 0, self.identity.port_number):
+            return None
         if msg.action not in (ManagementAction.GET, ManagementAction.SET,
                               ManagementAction.COMMAND) or len(msg.tlvs) != 1:
-            return self._drop()
+            return None
         tlv = msg.tlvs[0]
         if not isinstance(tlv, ManagementTlv):
-            return self._drop()
+            return None
         data = self.management_data(tlv.management_id) if msg.action == 0 else None
         reply_tlv: ManagementTlv | ManagementErrorStatusTlv
         if data is None:
-            reply_tlv = ManagementErrorStatusTlv(ManagementErrorId.NOT_SUPPORTED,
-                                                 tlv.management_id)
+            known = tlv.management_id in ManagementId._value2member_map_
+            err = ManagementErrorId.NOT_SUPPORTED if known else ManagementErrorId.NO_SUCH_ID
+            reply_tlv = ManagementErrorStatusTlv(err, tlv.management_id)
         else:
             if len(data) % 2:
                 data += b"\0"  # §15.5.2.1: the TLV length is even
             reply_tlv = ManagementTlv(tlv.management_id, data)
         hops = max(msg.starting_boundary_hops - msg.boundary_hops, 0)
-        reply = Management(
+        action = ManagementAction.RESPONSE
+        if msg.action == ManagementAction.COMMAND:
+            action = ManagementAction.ACKNOWLEDGE
+        self.counters["tx"] += 1
+        return Management(
             header=self._header(msg.header.sequence_id, log_interval=0x7F),
             target_port_identity=msg.header.source_port_identity,
             starting_boundary_hops=hops,
             boundary_hops=hops,
-            action=ManagementAction.RESPONSE,
+            action=action,
             tlvs=(reply_tlv,),
         )
-        self.counters["tx"] += 1
-        return [SendGeneral(reply.pack())]

@@ -183,8 +183,44 @@ class OctetValue:
         return cls(data[0], data[1])
 
 
+@dataclass(frozen=True, slots=True)
+class TimeStatusNp:
+    """linuxptp's TIME_STATUS_NP (managementId 0xC000, 50 octets): the servo's view.
+
+    master_offset and ingress_time are Int64 ns; cumulativeScaledRateOffset and
+    scaledLastGmPhaseChange Int32; gmTimeBaseIndicator UInt16; lastGmPhaseChange a 12-octet
+    ScaledNs; gmPresent Int32 (boolean); gmIdentity the grandmaster's clockIdentity.
+    """
+
+    master_offset: int
+    ingress_time: int
+    cumulative_scaled_rate_offset: int
+    scaled_last_gm_phase_change: int
+    gm_time_base_indicator: int
+    last_gm_phase_change: bytes
+    gm_present: bool
+    gm_identity: ClockIdentity
+
+    ID: ClassVar[int] = ManagementId.TIME_STATUS_NP
+    _S: ClassVar[struct.Struct] = struct.Struct("!qqiiH12si8s")
+
+    def pack(self) -> bytes:
+        return self._S.pack(
+            self.master_offset, self.ingress_time, self.cumulative_scaled_rate_offset,
+            self.scaled_last_gm_phase_change, self.gm_time_base_indicator,
+            self.last_gm_phase_change, int(self.gm_present), self.gm_identity.raw,
+        )
+
+    @classmethod
+    def unpack(cls, data: bytes) -> TimeStatusNp:
+        _need(data, cls._S.size, "TIME_STATUS_NP")
+        mo, it, csro, slgpc, tbi, lgpc, present, gm = cls._S.unpack_from(data)
+        return cls(mo, it, csro, slgpc, tbi, lgpc, bool(present), ClockIdentity(gm))
+
+
 DATA_SETS: dict[int, type[DefaultDataSet | CurrentDataSet | ParentDataSet
-                          | TimePropertiesDataSet | PortDataSet]] = {
+                          | TimePropertiesDataSet | PortDataSet | TimeStatusNp]] = {
     c.ID: c
-    for c in (DefaultDataSet, CurrentDataSet, ParentDataSet, TimePropertiesDataSet, PortDataSet)
+    for c in (DefaultDataSet, CurrentDataSet, ParentDataSet, TimePropertiesDataSet, PortDataSet,
+              TimeStatusNp)
 }

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from netclock.ptp.actions import PortTimer, SendGeneral
-from netclock.ptp.datasets import PortState
+from netclock.ptp.datasets import DelayMechanism, PortState
 from netclock.ptp.port import PortConfig, PtpPort
 from netclock.ptp.wire import (
     ClockIdentity,
     Header,
     Management,
     ManagementAction,
+    ManagementErrorId,
     ManagementErrorStatusTlv,
     ManagementId,
     ManagementTlv,
@@ -24,11 +25,13 @@ from netclock.ptp.wire import (
 )
 from netclock.ptp.wire.mgmt_data import (
     DATA_SETS,
+    CurrentDataSet,
     DefaultDataSet,
     OctetValue,
     ParentDataSet,
     PortDataSet,
     TimePropertiesDataSet,
+    TimeStatusNp,
 )
 
 PACKETS = json.loads(
@@ -109,3 +112,67 @@ def test_set_and_foreign_targets() -> None:
     other = Management(Header(src, 4), target_port_identity=PortIdentity(
         ClockIdentity(b"\x33" * 8), 1), tlvs=(ManagementTlv(ManagementId.PRIORITY1),))
     assert port.handle_general_receive(other.pack(), 1) == []
+
+
+def _ask(port: PtpPort, action: int, mid: int, domain: int = 0) -> Management:
+    src = PortIdentity(ClockIdentity(b"\x07" * 8), 9)
+    req = Management(Header(src, 11, domain_number=domain), action=action,
+                     tlvs=(ManagementTlv(mid),))
+    out = port.handle_management(req.pack(), 1)
+    assert out is not None
+    reply = parse(out)
+    assert isinstance(reply, Management) and reply.header.sequence_id == 11
+    return reply
+
+
+def _data(reply: Management) -> bytes:
+    (tlv,) = reply.tlvs
+    assert isinstance(tlv, ManagementTlv)
+    return tlv.data
+
+
+def test_local_channel_answers_any_domain_and_uses_standard_errors() -> None:
+    port = PtpPort(PortConfig(domain_number=127, priority2=77), ME, random.Random(1))
+    port.start(0)
+    r = _ask(port, ManagementAction.GET, ManagementId.DEFAULT_DATA_SET, domain=0)
+    assert r.action == ManagementAction.RESPONSE and r.header.domain_number == 127
+    d = DefaultDataSet.unpack(_data(r))
+    assert d.priority2 == 77 and d.domain_number == 127
+    for action, mid, err, reply_action in (
+        (ManagementAction.SET, ManagementId.PRIORITY2, ManagementErrorId.NOT_SUPPORTED,
+         ManagementAction.RESPONSE),
+        (ManagementAction.COMMAND, ManagementId.ENABLE_PORT, ManagementErrorId.NOT_SUPPORTED,
+         ManagementAction.ACKNOWLEDGE),
+        (ManagementAction.GET, 0x1ABC, ManagementErrorId.NO_SUCH_ID, ManagementAction.RESPONSE),
+        (ManagementAction.GET, ManagementId.USER_DESCRIPTION, ManagementErrorId.NOT_SUPPORTED,
+         ManagementAction.RESPONSE),
+    ):
+        r = _ask(port, action, mid)
+        (tlv,) = r.tlvs
+        assert isinstance(tlv, ManagementErrorStatusTlv)
+        assert (tlv.management_error_id, tlv.management_id, r.action) == (err, mid, reply_action)
+    assert port.handle_management(b"\x00garbage", 1) is None
+
+
+def test_time_status_np_reports_the_servo_view() -> None:
+    port = PtpPort(PortConfig(), ME, random.Random(1))
+    port.start(0)
+    r = _ask(port, ManagementAction.GET, ManagementId.TIME_STATUS_NP)
+    ts = TimeStatusNp.unpack(_data(r))
+    assert not ts.gm_present and ts.gm_identity == ME.clock_identity and ts.master_offset == 0
+    assert len(ts.pack()) == 50 and TimeStatusNp.unpack(ts.pack()) == ts
+    port.set_servo_status(-321, 1_700_000_000 * 10**9)
+    r = _ask(port, ManagementAction.GET, ManagementId.CURRENT_DATA_SET)
+    assert CurrentDataSet.unpack(_data(r)).offset_from_master.to_ns() == -321
+
+
+def test_port_data_set_reports_peer_delay_mechanism() -> None:
+    port = PtpPort(PortConfig(delay_mechanism=DelayMechanism.P2P,
+                              log_min_pdelay_req_interval=-2), ME, random.Random(1))
+    port.start(0)
+    pds = PortDataSet.unpack(_data(_ask(port, ManagementAction.GET,
+                                        ManagementId.PORT_DATA_SET)))
+    assert pds.delay_mechanism == DelayMechanism.P2P and pds.log_min_pdelay_req_interval == -2
+    assert pds.version_number == 2 and pds.minor_version_number == 0
+    r = _ask(port, ManagementAction.GET, ManagementId.DELAY_MECHANISM)
+    assert _data(r)[0] == DelayMechanism.P2P

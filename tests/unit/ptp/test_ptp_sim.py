@@ -19,7 +19,7 @@ from netclock.calibration import Calibration
 from netclock.ptp.actions import Action, SendEvent, SendGeneral
 from netclock.ptp.actions import CancelTimer as PtpCancel
 from netclock.ptp.actions import SetTimer as PtpSet
-from netclock.ptp.datasets import PortState
+from netclock.ptp.datasets import DelayMechanism, PortState
 from netclock.ptp.instance import PtpInstance
 from netclock.ptp.port import PortConfig
 from netclock.ptp.wire import ClockIdentity, PortIdentity
@@ -70,6 +70,8 @@ class Adapter:
 
     def on_tx_timestamp(self, ctx: Hashable, tx_ts: int, now: int) -> Iterable[SimAction]:
         _, context = ctx  # type: ignore[misc]
+        if context.used:  # one-step sends carry their own timestamp
+            return []
         return self._tr(self.inst.handle_send_timestamp(context, tx_ts, now))
 
 
@@ -95,6 +97,8 @@ def simulate(
     slave_clock: dict[str, object] | None = None,
     log_sync: int = -3,
     seed: int = 1,
+    mech: DelayMechanism = DelayMechanism.E2E,
+    two_step: bool = True,
 ) -> Run:
     sched = Scheduler()
     net = SimNetwork(sched)
@@ -102,10 +106,14 @@ def simulate(
     mclock = SimClock(rng=random.Random(seed + 1))
     sclock = SimClock(offset_ns=3_000_000, rng=random.Random(seed + 2),
                       **(slave_clock or {}))  # type: ignore[arg-type]
-    master = PtpInstance(PortConfig(priority1=100, log_sync_interval=log_sync),
+    master = PtpInstance(PortConfig(priority1=100, log_sync_interval=log_sync,
+                                    delay_mechanism=mech, two_step=two_step,
+                                    log_min_pdelay_req_interval=log_sync),
                          PortIdentity(ClockIdentity(b"\x0a" * 8), 1), random.Random(seed))
     master.port.set_time_source(Calibration(0, EPOCH))
-    slave = PtpInstance(PortConfig(slave_only=True, log_min_delay_req_interval=log_sync),
+    slave = PtpInstance(PortConfig(slave_only=True, log_min_delay_req_interval=log_sync,
+                                   delay_mechanism=mech, two_step=two_step,
+                                   log_min_pdelay_req_interval=log_sync),
                         PortIdentity(ClockIdentity(b"\x0b" * 8), 1), random.Random(seed + 3))
     net.add_node("m", mclock, Adapter("m", ["s"], master))
     net.add_node("s", sclock, Adapter("s", ["m"], slave))
@@ -224,3 +232,34 @@ def test_watchdog_recovers_from_a_first_fit_on_reordered_syncs(seed: int) -> Non
                                  reorder_hold_ns=30_000_000), seed=seed)
     assert run.slave.servo.resets >= 1
     assert run.rms() < 1_000
+
+
+@pytest.mark.parametrize("two_step", [True, False])
+def test_peer_delay_locks_and_measures_neighbor_rate_ratio(two_step: bool) -> None:
+    run = simulate(link=LinkSpec(base_ns=50_000, jitter_ns=1_000), mech=DelayMechanism.P2P,
+                   two_step=two_step, slave_clock={"freq_ppm": 100.0})
+    port = run.slave.port
+    assert run.slave.state is PortState.SLAVE
+    assert run.rms() < 1_000
+    assert port.neighbor_prop_delay is not None
+    assert abs(port.neighbor_prop_delay - 50_000) < 2_000
+    # the neighbor (master) runs 100 ppm slow against the slave's clock
+    if two_step:  # 1 µs jitter over the 8-exchange (1 s) span: ~1 ppm of noise
+        assert abs(port.neighbor_rate_ratio_float - 1 / 1.0001) < 3e-6
+    else:  # a one-step responder sends no t2/t3, so no rate can be measured
+        assert port.neighbor_rate_ratio == (1, 1)
+    assert port.counters["pdelay_lost"] == 0
+
+
+def test_peer_delay_rate_ratio_on_a_clean_link_is_exact() -> None:
+    run = simulate(seconds=30, link=LinkSpec(base_ns=50_000), mech=DelayMechanism.P2P,
+                   slave_clock={"freq_ppm": -37.0})
+    assert abs(run.slave.port.neighbor_rate_ratio_float - 1 / (1 - 37e-6)) < 1e-9
+    assert run.slave.port.neighbor_prop_delay is not None
+    assert abs(run.slave.port.neighbor_prop_delay - 50_000) <= 2
+
+
+def test_peer_delay_asymmetry_biases_by_half() -> None:
+    run = simulate(link=LinkSpec(base_ns=100_000), asymmetry_ns=20_000,
+                   mech=DelayMechanism.P2P)
+    assert abs(run.mean() - (-10_000)) < 100
