@@ -8,22 +8,27 @@
   at most what the kernel had not written back, never what Python held), and fsyncs on close.
   The CLI turns SIGTERM/SIGINT into a stop request: the loop finishes its batch, drains what the
   source already has queued, writes it, fsyncs and exits.
-* :class:`Metrics`: frames, lost frames (gaps), unsynced, unmapped, stamp-to-arrival latency.
+* :class:`Metrics`: frames, lost frames (gaps), dropped, unsynced, unmapped, stamp-to-arrival
+  latency; :meth:`Agent.stats` is what ``--metrics-port`` exports (``netclock_capture_*`` in
+  :mod:`netclock.metrics`).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from capture.frame import FrameRecord, SourceKind, StampClock, dumps
-from capture.stamping import RawStamp, Stamper
+from capture.stamping import RawStamp, Stamper, frames_to_ns
 from capture.timedomain import TimeDomain
+from netclock.metrics import CAPTURE_LATENCY_BUCKETS_NS, CaptureStats
 
 __all__ = [
     "Agent",
@@ -129,9 +134,22 @@ class AlsaSource:
         self.device = device
         self.cap = alsa.AlsaCapture(device, rate=rate, channels=channels)
         self.rate_samples: list[Any] = []
+        period_ns = frames_to_ns(self.cap.period_size, self.cap.rate)
+        self.stall_ns = max(1_000_000_000, 20 * period_ns)
+        """No period for this long while waiting: the stream is restarted."""
+        self._last_period_ns = time.monotonic_ns()
 
     def read(self, timeout: float) -> list[RawStamp]:
-        p = self.cap.read_period()  # one period (ms), shorter than any sensible timeout
+        if not self.cap.wait(max(1, int(timeout * 1000))):
+            # Nothing this time (the agent loop checks for a stop request). A stream that
+            # stays silent for many periods is stalled: restart it (a new trigger).
+            if time.monotonic_ns() - self._last_period_ns > self.stall_ns:
+                self.cap.restart()
+                self.rate_samples.clear()
+                self._last_period_ns = time.monotonic_ns()
+            return []
+        p = self.cap.read_period()  # one period is ready (or an xrun to recover)
+        self._last_period_ns = p.arrival_ns
         self.rate_samples.append(p.rate_sample())
         del self.rate_samples[:-4096]
         return [self._alsa.period_to_raw(p)]
@@ -152,9 +170,11 @@ class AlsaSource:
         from capture.stamping import estimate_device_rate
 
         est = estimate_device_rate(self.rate_samples, self.cap.rate)
+        restarts = {"stream_restarts": self.cap.restarts} if self.cap.restarts else {}
         if est is None:
-            return {}
-        return {"device_rate_hz": round(est.rate_hz, 3), "device_rate_ppm": round(est.ppm, 3)}
+            return restarts
+        rate = {"device_rate_hz": round(est.rate_hz, 3), "device_rate_ppm": round(est.ppm, 3)}
+        return {**restarts, **rate}
 
     def close(self) -> None:
         self.cap.close()
@@ -275,9 +295,19 @@ class Metrics:
     unmapped: int = 0
     latency_ns: list[int] = field(default_factory=list)
     max_latency_samples: int = 100_000
+    latency_buckets: list[int] = field(
+        default_factory=lambda: [0] * (len(CAPTURE_LATENCY_BUCKETS_NS) + 1)
+    )
+    """Every latency observed, per bucket of the exported histogram (the samples list above
+    stops growing at ``max_latency_samples``; these never stop)."""
+    latency_sum_ns: int = 0
+    last_uncertainty_ns: int | None = None
+    last_synced: bool | None = None
 
     def update(self, records: Iterable[FrameRecord]) -> None:
         for r in records:
+            self.last_uncertainty_ns = r.uncertainty_ns
+            self.last_synced = r.synced
             self.frames += 1
             lost = r.extra.get("lost", 0)
             if isinstance(lost, int) and lost:
@@ -288,8 +318,28 @@ class Metrics:
             if r.capture_mono_ns is None:
                 self.unmapped += 1
             lat = r.latency_ns
-            if lat is not None and len(self.latency_ns) < self.max_latency_samples:
-                self.latency_ns.append(lat)
+            if lat is not None:
+                self.latency_buckets[bisect.bisect_left(CAPTURE_LATENCY_BUCKETS_NS, lat)] += 1
+                self.latency_sum_ns += lat
+                if len(self.latency_ns) < self.max_latency_samples:
+                    self.latency_ns.append(lat)
+
+    def stats(self, source: str, kind: str) -> CaptureStats:
+        """The exported view (:mod:`netclock.metrics`)."""
+        return CaptureStats(
+            source=source,
+            kind=kind,
+            frames=self.frames,
+            gaps=self.gaps,
+            lost=self.lost,
+            dropped=self.dropped,
+            unsynced=self.unsynced,
+            unmapped=self.unmapped,
+            latency_buckets=tuple(self.latency_buckets),
+            latency_sum_ns=self.latency_sum_ns,
+            uncertainty_ns=self.last_uncertainty_ns,
+            synced=self.last_synced,
+        )
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latency_ns)
@@ -331,11 +381,17 @@ class Agent:
         self.stamper = Stamper(domain, source.kind, source.device, **opts)
         self.writer = writer
         self.metrics = Metrics()
+        self._metrics_lock = threading.Lock()
         self.stop_event = threading.Event()
         self.on_batch = on_batch
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def stats(self, source: str) -> CaptureStats:
+        """A consistent copy of the counters (safe to call from the metrics HTTP thread)."""
+        with self._metrics_lock:
+            return self.metrics.stats(source, str(self.source.kind))
 
     def summary(self) -> dict[str, Any]:
         """Metrics plus whatever the source reports (e.g. the ALSA device rate)."""
@@ -348,8 +404,9 @@ class Agent:
     def _write(self, raws: list[RawStamp]) -> None:
         recs = [self.stamper.stamp_raw(r) for r in raws]
         self.writer.write_batch(recs)
-        self.metrics.update(recs)
-        self.metrics.dropped = int(getattr(self.source, "dropped", 0))
+        with self._metrics_lock:
+            self.metrics.update(recs)
+            self.metrics.dropped = int(getattr(self.source, "dropped", 0))
         if self.on_batch is not None and recs:
             self.on_batch(recs)
 

@@ -50,6 +50,7 @@ CONSTANTS: dict[str, int] = {
     "SND_PCM_AUDIO_TSTAMP_TYPE_LINK_ABSOLUTE": 3,
     "SND_PCM_AUDIO_TSTAMP_TYPE_LINK_ESTIMATED": 4,
     "SND_PCM_AUDIO_TSTAMP_TYPE_LINK_SYNCHRONIZED": 5,
+    "SND_PCM_STATE_PREPARED": 2,
     "SND_PCM_STATE_RUNNING": 3,
     "SND_PCM_STATE_XRUN": 4,
 }
@@ -104,6 +105,8 @@ _SIGS: dict[str, tuple[object, list[object]]] = {
         [ctypes.POINTER(_P), ctypes.c_char_p, ctypes.c_int, ctypes.c_int],
     ),
     "snd_pcm_close": (ctypes.c_int, [_P]),
+    "snd_pcm_drop": (ctypes.c_int, [_P]),
+    "snd_pcm_prepare": (ctypes.c_int, [_P]),
     "snd_pcm_name": (ctypes.c_char_p, [_P]),
     "snd_pcm_set_params": (
         ctypes.c_int,
@@ -119,6 +122,8 @@ _SIGS: dict[str, tuple[object, list[object]]] = {
     "snd_pcm_sw_params": (ctypes.c_int, [_P, _P]),
     "snd_pcm_start": (ctypes.c_int, [_P]),
     "snd_pcm_readi": (ctypes.c_long, [_P, _P, _ULONG]),
+    "snd_pcm_wait": (ctypes.c_int, [_P, ctypes.c_int]),
+    "snd_pcm_state": (ctypes.c_int, [_P]),
     "snd_pcm_recover": (ctypes.c_int, [_P, ctypes.c_int, ctypes.c_int]),
     "snd_pcm_htimestamp": (ctypes.c_int, [_P, ctypes.POINTER(_ULONG), _TS]),
     "snd_pcm_status_malloc": (ctypes.c_int, [ctypes.POINTER(_P)]),
@@ -184,6 +189,9 @@ class AlsaPeriod:
     audio_accuracy_ns: int | None
     arrival_ns: int
     data: bytes | None = None
+    restarts: int = 0
+    """Stream restarts before this period (:meth:`AlsaCapture.restart`): each starts a new
+    trigger stamp and position count."""
 
     @property
     def first_frame_ns(self) -> int:
@@ -248,6 +256,7 @@ class AlsaCapture:
         self._index = 0
         self._frames_total = 0
         self.xruns = 0
+        self.restarts = 0
         self._closed = False
 
     @property
@@ -278,6 +287,30 @@ class AlsaCapture:
         if got.value != _K["SND_PCM_TSTAMP_TYPE_MONOTONIC"]:
             raise AlsaError(f"{self.device}: tstamp type stayed {got.value}, not MONOTONIC")
         return got.value
+
+    def wait(self, timeout_ms: int) -> bool:
+        """Up to ``timeout_ms`` for a period to be readable (starting a prepared stream).
+
+        True when one is, or when the stream is in a state the next read handles (an xrun: the
+        read recovers it). Lets a caller stay responsive, e.g. to SIGTERM, while a stalled
+        stream delivers nothing: ``snd_pcm_readi`` then blocks for ever, deaf to signals."""
+        state = self._lib.snd_pcm_state(self._h)
+        if state == _K["SND_PCM_STATE_PREPARED"]:
+            _check(self._lib.snd_pcm_start(self._h), "snd_pcm_start")  # sets trigger_tstamp
+        elif state != _K["SND_PCM_STATE_RUNNING"]:
+            return True
+        rc = self._lib.snd_pcm_wait(self._h, int(timeout_ms))
+        return bool(rc != 0)
+
+    def restart(self) -> None:
+        """Stop and re-prepare the stream (the next :meth:`wait` starts it again): the way
+        out of a stream that is RUNNING but delivers nothing. pipewire-alsa 0.3.65 does that
+        now and then right after the start (seen here ~1 start in 6 under load; a known
+        class of pipewire-alsa hangs); a restart got data flowing every time."""
+        _check(self._lib.snd_pcm_drop(self._h), "snd_pcm_drop")
+        _check(self._lib.snd_pcm_prepare(self._h), "snd_pcm_prepare")
+        self._frames_total = 0
+        self.restarts += 1
 
     def read_period(self) -> AlsaPeriod:
         """Block until one period is read; recovers (and counts) xruns."""
@@ -319,6 +352,7 @@ class AlsaCapture:
             audio_accuracy_ns=int(rep.accuracy) if rep.accuracy_report else None,
             arrival_ns=arrival,
             data=self._buf.raw[: n * self.channels * 2] if self.keep_data else None,
+            restarts=self.restarts,
         )
         self._index += 1
         return p
@@ -366,6 +400,8 @@ def period_to_raw(p: AlsaPeriod, stamp_uncertainty_ns: int | None = None) -> Raw
             extra["audio_accuracy_ns"] = p.audio_accuracy_ns
     if p.driver_ns:
         extra["driver_ns"] = p.driver_ns
+    if p.restarts:
+        extra["restarts"] = p.restarts
     flags = ("no_trigger",) if p.trigger_ns == 0 else ()
     return RawStamp(
         seq=p.index,

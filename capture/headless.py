@@ -5,6 +5,17 @@ terminates them by PID and waits (PID 1 here does not reap orphans). The config 
 shared/research/capture.md §2) gives a Dummy-Driver, a null audio sink ``ci-null-sink`` (capture
 its monitor), a tone source ``ci-audio-src`` and an SPA ``ci-video-src`` pinned under the dummy
 driver (0.3.65's videotestsrc segfaults when it drives, and serves only its first consumer).
+
+The tone source is grouped with the null sink (``node.group = ci-audio``), so the sink's timer
+drives it. When the tone source drove its own graph, under CPU load it logged "out of buffers"
+and that graph stopped for good (seen: an ALSA read through pipewire-alsa blocked for ever,
+both nodes "running"). The likely mechanism: a driver that skips its cycle when out of buffers
+never runs the cycle in which its consumer hands buffers back. A sink's timer runs regardless.
+
+The ``default`` metadata is WirePlumber's (its ``metadata`` module creates it). The config must
+not create a second one: with two objects named ``default``, WirePlumber's default-nodes policy
+and ``pw-metadata -n default`` each take whichever they see first, which depends on scheduling;
+under CPU load they disagreed and the start-up wait never saw the default sink.
 """
 
 from __future__ import annotations
@@ -49,7 +60,6 @@ context.modules = [
     { name = libpipewire-module-session-manager }
 ]
 context.objects = [
-    { factory = metadata args = { metadata.name = default } }
     { factory = spa-node-factory
         args = { factory.name = support.node.driver node.name = Dummy-Driver
                  node.group = pipewire.dummy priority.driver = 20000 } }
@@ -58,10 +68,12 @@ context.objects = [
                  node.description = "CI null sink" media.class = Audio/Sink
                  audio.position = [ FL FR ] audio.rate = 48000
                  node.driver = true priority.driver = 21000 monitor.channel-volumes = true
+                 node.group = ci-audio
                  adapter.auto-port-config = { mode = dsp monitor = true position = preserve } } }
     { factory = adapter
         args = { factory.name = audiotestsrc node.name = ci-audio-src
                  node.description = "CI test tone" media.class = Audio/Source
+                 node.group = ci-audio
                  adapter.auto-port-config = { mode = dsp monitor = false position = preserve } } }
     { factory = spa-node-factory
         args = { factory.name = videotestsrc node.name = ci-video-src
@@ -155,20 +167,30 @@ class HeadlessPipeWire:
             time.sleep(1.0)
             return
         end = time.monotonic() + timeout
+        seen = ""
         while time.monotonic() < end:
-            r = subprocess.run(
-                ["pw-metadata", "-n", "default", "0"],
-                env=self.env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-            if "default.audio.sink" in r.stdout:
+            try:
+                r = subprocess.run(
+                    ["pw-metadata", "-n", "default", "0"],
+                    env=self.env,
+                    capture_output=True,
+                    text=True,
+                    timeout=max(1.0, end - time.monotonic()),
+                )
+                seen = r.stdout + r.stderr
+            except subprocess.TimeoutExpired:
+                seen = "pw-metadata timed out"
+            if "default.audio.sink" in seen:
                 return
             if any(p.poll() is not None for p in self.procs):
                 raise RuntimeError("a PipeWire session daemon exited at start-up")
             time.sleep(0.05)
-        raise TimeoutError("WirePlumber did not publish a default sink")
+        log = self.workdir / "daemons.log"
+        tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+        raise TimeoutError(
+            f"WirePlumber did not publish a default sink in {timeout} s; "
+            f"pw-metadata said {seen.strip()!r}; daemons.log ends:\n{tail}"
+        )
 
     def stop(self) -> None:
         for p in reversed(self.procs):

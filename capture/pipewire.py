@@ -734,6 +734,7 @@ class Producer(_Stream):
         height: int = 240,
         fps: int = 25,
         pts_source: Callable[[], int] = _mono_ns,
+        ready_timeout: float = 10.0,
     ) -> None:
         self.width, self.height, self.fps = width, height, fps
         self.interval_ns = 1_000_000_000 // fps
@@ -758,6 +759,23 @@ class Producer(_Stream):
         )
         self._thread = threading.Thread(target=self._run, name=f"{name}-trigger", daemon=True)
         self._thread.start()
+        # Return only once the node exists in the graph: a consumer that connects to
+        # ``target.object = name`` before WirePlumber has seen the node is linked to the
+        # default video source instead (seen under CPU load: frames from ci-video-src).
+        ready = (_K["PW_STREAM_STATE_PAUSED"], _K["PW_STREAM_STATE_STREAMING"])
+        end = time.monotonic() + ready_timeout
+        with self.state_event:
+            while self.state not in ready:
+                left = end - time.monotonic()
+                if self.state == _K["PW_STREAM_STATE_ERROR"] or left <= 0:
+                    err = self.error
+                    break
+                self.state_event.wait(left)
+            else:
+                err = None
+        if err is not None or self.state not in ready:
+            self.close()
+            raise PipeWireError(5, f"producer {name!r} did not reach the graph: {err or 'timeout'}")
 
     def _run(self) -> None:
         nxt = time.monotonic_ns()

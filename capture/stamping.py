@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from capture.frame import FrameRecord, SourceKind, StampClock, StampMeaning
-from capture.timedomain import TimeDomain
+from capture.timedomain import TimeDomain, convert
 
 __all__ = [
     "DeviceRate",
@@ -303,18 +303,16 @@ class Stamper:
                     fl.append("eof_to_sof")
                 else:
                     fl.append("eof")
-        st = self.domain.status()
         self.frames += 1
         net: int | None = None
         if mono is None:
+            st = self.domain.status()
             self.unmapped += 1
             fl.append("unmapped_clock")
             sync_err = st.error_bound_ns
         else:
-            try:
-                net = self.domain.to_network(mono)
-            except (ValueError, LookupError, ArithmeticError):
-                net = None
+            net, st = convert(self.domain, mono)
+            if net is None:
                 fl.append("no_calibration")
             sync_err = self._sync_error(st.synced, st.error_bound_ns, mono)
         if not st.synced:

@@ -22,6 +22,7 @@ __all__ = [
     "SharedClockDomain",
     "SyncStatus",
     "TimeDomain",
+    "convert",
     "normalise_status",
 ]
 
@@ -40,6 +41,27 @@ class TimeDomain(Protocol):
     def to_network(self, mono_ns: int) -> int: ...
 
     def status(self) -> SyncStatus: ...
+
+
+def convert(domain: TimeDomain, mono_ns: int) -> tuple[int | None, SyncStatus]:
+    """Network time of ``mono_ns`` and the sync status *of the same calibration*.
+
+    Reading the status and converting separately is a race with a daemon that republishes in
+    between (every refit, and every step, publishes a new calibration): the record would pair
+    one calibration's network time with another's error bound, and a step of a few µs then
+    lands outside a bound of a few µs. Domains that can read both at once provide
+    ``convert(mono_ns)``; for the others (fixed calibrations) the two calls cannot disagree.
+    ``None`` when the domain cannot convert (no calibration yet).
+    """
+    conv = getattr(domain, "convert", None)
+    if callable(conv):
+        net, st = conv(mono_ns)
+        return (None if net is None else int(net)), st
+    st = domain.status()
+    try:
+        return domain.to_network(mono_ns), st
+    except (ValueError, LookupError, ArithmeticError):
+        return None, st
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +124,7 @@ class SharedClockDomain:
             clock = client.SharedClock(**kwargs)
         self._clock = clock
         self._last_cal: Calibration | None = None
+        self._status_cal: Calibration | None = None
         self._last_status: SyncStatus | None = None
 
     @property
@@ -116,7 +139,22 @@ class SharedClockDomain:
                 raise NoCalibration(str(e)) from e
             return self._last_cal.to_external(mono_ns)
 
+    def convert(self, mono_ns: int) -> tuple[int | None, SyncStatus]:
+        """One read of the published record: its calibration converts ``mono_ns`` and its
+        bound (grown by its age) is the status, so the two always belong together."""
+        st = self.status()
+        cal = self._status_cal
+        if cal is None:
+            cal = self._last_cal  # daemon gone or not calibrated: last one seen, unsynced
+        if cal is None:
+            try:
+                return self.to_network(mono_ns), st
+            except NoCalibration:
+                return None, st
+        return cal.to_external(mono_ns), st
+
     def status(self) -> SyncStatus:
+        self._status_cal = None
         try:
             st = self._clock.status()
         except (RuntimeError, OSError, ValueError):
@@ -131,7 +169,7 @@ class SharedClockDomain:
             out = normalise_status(st)
             cal = getattr(st, "calibration", None)
             if isinstance(cal, Calibration):
-                self._last_cal = cal
+                self._last_cal = self._status_cal = cal
         self._last_status = out
         return out
 

@@ -26,7 +26,7 @@ collector: CPU, RSS) over HTTP, on 127.0.0.1 unless told otherwise.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
     StateSetMetricFamily,
@@ -44,11 +45,17 @@ from netclock import __version__
 from netclock.observe import LockState, Quality, Snapshot, Timescale
 
 __all__ = [
+    "CAPTURE_CATALOGUE",
+    "CAPTURE_LATENCY_BUCKETS_NS",
     "CATALOGUE",
+    "CaptureCollector",
+    "CaptureStats",
     "MetricSpec",
     "MetricsServer",
     "NetclockCollector",
+    "make_capture_registry",
     "make_registry",
+    "start_capture_metrics_server",
     "start_metrics_server",
 ]
 
@@ -60,7 +67,7 @@ class MetricSpec:
     name: str
     """Full exposition name (``_total`` included for counters, ``_info`` for info)."""
     type: str
-    """``gauge``, ``counter``, ``info`` or ``stateset``."""
+    """``gauge``, ``counter``, ``info``, ``stateset`` or ``histogram``."""
     help: str
     labels: tuple[str, ...] = ()
 
@@ -151,7 +158,98 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     ),
 )
 
-_BY_NAME = {m.name: m for m in CATALOGUE}
+_C = ("source", "kind")
+
+#: Every metric ``netclock capture --metrics-port`` exports (one series per capture source,
+#: ``source`` = the ``--source`` argument, ``kind`` = pipewire, alsa or v4l2).
+CAPTURE_CATALOGUE: tuple[MetricSpec, ...] = (
+    MetricSpec("netclock_capture_frames_total", "counter", "Frame records written.", _C),
+    MetricSpec(
+        "netclock_capture_gaps_total",
+        "counter",
+        "Sequence gaps reported by the subsystem (each may span several frames).",
+        _C,
+    ),
+    MetricSpec(
+        "netclock_capture_lost_frames_total",
+        "counter",
+        "Frames missing from the subsystem's sequence numbers (lost before the agent).",
+        _C,
+    ),
+    MetricSpec(
+        "netclock_capture_dropped_frames_total",
+        "counter",
+        "Frames lost inside the agent (queue overflow, ALSA overrun).",
+        _C,
+    ),
+    MetricSpec(
+        "netclock_capture_unsynced_frames_total",
+        "counter",
+        "Frames stamped while the time domain was not locked (flagged, bound grown).",
+        _C,
+    ),
+    MetricSpec(
+        "netclock_capture_unmapped_frames_total",
+        "counter",
+        "Frames whose subsystem clock could not be mapped to CLOCK_MONOTONIC.",
+        _C,
+    ),
+    MetricSpec(
+        "netclock_capture_latency_seconds",
+        "histogram",
+        "Stamp-to-arrival latency: when the agent saw a frame minus its capture instant.",
+        _C,
+    ),
+    MetricSpec(
+        "netclock_capture_uncertainty_seconds",
+        "gauge",
+        "Uncertainty bound (sync error + stamp uncertainty) of the latest frame.",
+        _C,
+    ),
+    MetricSpec(
+        "netclock_capture_synced", "gauge", "1 when the latest frame was stamped in sync.", _C
+    ),
+)
+
+#: Upper bounds (ns) of the latency histogram buckets (+Inf is implicit).
+CAPTURE_LATENCY_BUCKETS_NS: tuple[int, ...] = (
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureStats:
+    """One capture source's counters at one moment (what :class:`CaptureCollector` exports)."""
+
+    source: str
+    kind: str
+    frames: int = 0
+    gaps: int = 0
+    lost: int = 0
+    dropped: int = 0
+    unsynced: int = 0
+    unmapped: int = 0
+    latency_buckets: tuple[int, ...] = ()
+    """Observations per bucket of :data:`CAPTURE_LATENCY_BUCKETS_NS` (not cumulative), then
+    one more for +Inf; empty when nothing was observed."""
+    latency_sum_ns: int = 0
+    uncertainty_ns: int | None = None
+    synced: bool | None = None
+
+
+_BY_NAME = {m.name: m for m in (*CATALOGUE, *CAPTURE_CATALOGUE)}
 _STAMPS = ("hardware", "kernel", "user")
 
 
@@ -162,6 +260,8 @@ def _family(name: str) -> Metric:
         return GaugeMetricFamily(name, spec.help, labels=labels)
     if spec.type == "counter":
         return CounterMetricFamily(name, spec.help, labels=labels)
+    if spec.type == "histogram":
+        return HistogramMetricFamily(name, spec.help, labels=labels)
     if spec.type == "info":
         return InfoMetricFamily(name.removesuffix("_info"), spec.help, labels=labels[:1])
     return StateSetMetricFamily(name, spec.help, labels=labels)
@@ -296,6 +396,60 @@ def make_registry(
     return reg
 
 
+class CaptureCollector(Collector):
+    """Turns ``stats()`` (one :class:`CaptureStats` per source) into families at each scrape."""
+
+    def __init__(self, stats: Callable[[], Sequence[CaptureStats]]) -> None:
+        self._stats = stats
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        fams: dict[str, Any] = {m.name: _family(m.name) for m in CAPTURE_CATALOGUE}
+        counters = (
+            ("netclock_capture_frames_total", "frames"),
+            ("netclock_capture_gaps_total", "gaps"),
+            ("netclock_capture_lost_frames_total", "lost"),
+            ("netclock_capture_dropped_frames_total", "dropped"),
+            ("netclock_capture_unsynced_frames_total", "unsynced"),
+            ("netclock_capture_unmapped_frames_total", "unmapped"),
+        )
+        for st in self._stats():
+            lab = [st.source, st.kind]
+            for name, attr in counters:
+                fams[name].add_metric(lab, float(getattr(st, attr)))
+            counts = list(st.latency_buckets) or [0] * (len(CAPTURE_LATENCY_BUCKETS_NS) + 1)
+            buckets: list[tuple[str, float]] = []
+            acc = 0
+            for le, n in zip((*CAPTURE_LATENCY_BUCKETS_NS, None), counts, strict=True):
+                acc += n
+                buckets.append(("+Inf" if le is None else repr(le / NS_PER_S), float(acc)))
+            fams["netclock_capture_latency_seconds"].add_metric(
+                lab, buckets, sum_value=st.latency_sum_ns / NS_PER_S
+            )
+            if st.uncertainty_ns is not None:
+                fams["netclock_capture_uncertainty_seconds"].add_metric(
+                    lab, st.uncertainty_ns / NS_PER_S
+                )
+            if st.synced is not None:
+                fams["netclock_capture_synced"].add_metric(lab, 1.0 if st.synced else 0.0)
+        yield from fams.values()
+
+
+def make_capture_registry(
+    stats: Callable[[], Sequence[CaptureStats]], *, process: bool = True
+) -> CollectorRegistry:
+    """A fresh registry with the capture collector (and the process collector)."""
+    reg = CollectorRegistry()
+    reg.register(CaptureCollector(stats))
+    if process:
+        from prometheus_client import ProcessCollector
+
+        ProcessCollector(registry=reg)
+    return reg
+
+
 class MetricsServer:
     """A running metrics HTTP endpoint; ``port`` is the bound port (useful with port 0)."""
 
@@ -330,3 +484,14 @@ def start_metrics_server(
 ) -> MetricsServer:
     """Serve ``/metrics`` for ``snapshot()`` on ``address:port`` (127.0.0.1 by default)."""
     return MetricsServer(make_registry(snapshot, process=process), address, port)
+
+
+def start_capture_metrics_server(
+    stats: Callable[[], Sequence[CaptureStats]],
+    address: str = "127.0.0.1",
+    port: int = 9469,
+    *,
+    process: bool = True,
+) -> MetricsServer:
+    """Serve a capture agent's ``/metrics`` on ``address:port`` (127.0.0.1 by default)."""
+    return MetricsServer(make_capture_registry(stats, process=process), address, port)

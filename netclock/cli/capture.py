@@ -72,6 +72,20 @@ def register(subparsers: Any) -> None:
     c.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     c.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     c.add_argument("--stats", action="store_true", help="print metrics as JSON on exit")
+    c.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics (netclock_capture_*) on this TCP port (0: any free "
+        "port; the URL is printed on stderr)",
+    )
+    c.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address the metrics endpoint binds to (default 127.0.0.1)",
+    )
     c.set_defaults(func=_capture)
 
     a = subparsers.add_parser(
@@ -128,6 +142,21 @@ def _capture(args: argparse.Namespace) -> int:
         source, domain, writer, eof_to_sof=args.eof_to_sof, holdover_ppb=args.holdover_ppb
     )
 
+    server = None
+    if args.metrics_port is not None:
+        from netclock.metrics import start_capture_metrics_server
+
+        try:
+            server = start_capture_metrics_server(
+                lambda: [agent.stats(args.source)], args.metrics_address, args.metrics_port
+            )
+        except OSError as e:
+            print(f"netclock capture: {e}", file=sys.stderr)
+            source.close()
+            writer.close()
+            return 1
+        print(f"netclock capture: metrics at {server.url}", file=sys.stderr, flush=True)
+
     def _stop(_sig: int, _frame: object) -> None:
         agent.stop()
 
@@ -140,6 +169,8 @@ def _capture(args: argparse.Namespace) -> int:
         )
     finally:
         writer.close()
+        if server is not None:
+            server.close()
         for s, h in old.items():
             signal.signal(s, h)
     if args.stats:

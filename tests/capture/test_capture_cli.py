@@ -17,6 +17,7 @@ from capture import pipewire as pw
 from capture.align import align, load
 from capture.frame import StampClock, StampMeaning
 from capture.headless import HeadlessPipeWire
+from tests.capture.twomachines import stop_when_all_have
 
 ROOT = Path(__file__).resolve().parents[2]
 STREAMING = pw.CONSTANTS["PW_STREAM_STATE_STREAMING"]
@@ -48,7 +49,8 @@ def test_two_agents_same_producer_align_exactly(
     pipewire_session: HeadlessPipeWire, tmp_path: Path
 ) -> None:
     """Two capture agents on one producer (one machine: domain = MONOTONIC): every paired
-    frame has Δ = 0 and raw stamps equal to the produced pts."""
+    frame has Δ = 0 and raw stamps equal to the produced pts. (Both run until both files hold
+    12 frames: they connect at different moments, see ``stop_when_all_have``.)"""
     prod = pw.Producer("netclock-producer")
     outs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
     procs = []
@@ -64,8 +66,6 @@ def test_two_agents_same_producer_align_exactly(
                         "monotonic",
                         "--out",
                         str(out),
-                        "--max-frames",
-                        "12",
                         "--stats",
                     ),
                     env=_env(pipewire_session),
@@ -73,11 +73,9 @@ def test_two_agents_same_producer_align_exactly(
                     text=True,
                 )
             )
-        errs = []
-        for p in procs:
-            _, err = p.communicate(timeout=20)
-            errs.append(err)
-            assert p.returncode == 0, err
+        assert stop_when_all_have(procs, outs, 12, timeout=30) == [0, 0]
+        assert procs[0].stderr is not None
+        errs = [procs[0].stderr.read()]
     finally:
         for p in procs:
             if p.poll() is None:
@@ -94,7 +92,7 @@ def test_two_agents_same_producer_align_exactly(
         assert r.raw_clock is StampClock.MONOTONIC and r.meaning is StampMeaning.PTS
         assert r.synced and r.domain == "monotonic"
     res = align(a, b, "pts")
-    assert res.compared >= 6
+    assert res.compared >= 12
     assert set(res.deltas_ns) == {0} and res.fraction_inside == 1.0
     plot = tmp_path / "delta.png"
     done = subprocess.run(
@@ -164,12 +162,15 @@ def test_alsa_source_through_cli(pipewire_session: HeadlessPipeWire, tmp_path: P
         ),
         env=_env(pipewire_session, PIPEWIRE_NODE="ci-audio-src"),
         check=True,
-        timeout=20,
+        timeout=60,  # a hang guard: starting Python alone took 4.5 s at load 8 on 2 cores
     )
     recs, bad = load(out)
     assert bad == 0 and [r.seq for r in recs] == list(range(6))
-    trig = {r.extra["trigger_ns"] for r in recs}
-    assert len(trig) == 1 and 0 not in trig
+    # One trigger stamp per run of the stream: the agent restarts a stalled stream (see
+    # AlsaSource.read), and each restart is counted on the records that follow it.
+    runs = {(r.extra.get("restarts", 0), r.extra["trigger_ns"]) for r in recs}
+    trig = {t for _, t in runs}
+    assert 0 not in trig and len(trig) == len(runs) == len({k for k, _ in runs})
     for r in recs:
         assert r.meaning is StampMeaning.PERIOD and r.raw_clock is StampClock.MONOTONIC
         assert r.capture_mono_ns is not None and r.capture_mono_ns < r.raw_ns
@@ -260,14 +261,11 @@ def test_two_agents_two_published_domains(
                         str(tmp_path / f"m{i}.shm"),
                         "--out",
                         str(out),
-                        "--max-frames",
-                        "10",
                     ),
                     env=_env(pipewire_session),
                 )
             )
-        for p in procs:
-            assert p.wait(timeout=20) == 0
+        assert stop_when_all_have(procs, outs, 10, timeout=30) == [0, 0]
     finally:
         for p in procs:
             if p.poll() is None:
@@ -279,7 +277,7 @@ def test_two_agents_two_published_domains(
     a, _ = load(outs[0])
     b, _ = load(outs[1])
     res = align(a, b, "pts")
-    assert res.compared >= 5
+    assert res.compared >= 10
     assert set(res.deltas_ns) == {-600}
     assert res.fraction_inside == 1.0 and res.domains == ("TAI:0",)
     assert all(r.synced and r.sync_error_ns >= 1000 for r in a + b)
