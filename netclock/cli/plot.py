@@ -199,15 +199,17 @@ def render(samples: Sequence[Sample], out: str, *, title: str = "", dpi: int = 1
                for s in mine if s.delay_ns is not None]
         if pts:
             ax_delay.plot(*zip(*pts, strict=True), ".-", ms=2, lw=0.8, label=label)
-        tpts = [((s.t_mono_ns - t0) / NS_PER_S, s.true_error_ns / off_div)
-                for s in mine if s.true_error_ns is not None]
-        if tpts:
-            ax_off.plot(*zip(*tpts, strict=True), "--", lw=1.0, color="#d62728",
-                        label=f"{label} true error")
-        rpts = [((s.t_mono_ns - t0) / NS_PER_S, s.rate_ppb)
-                for s in mine if s.rate_ppb is not None]
-        if rpts:
-            ax_rate.plot(*zip(*rpts, strict=True), "-", lw=1.0, label=label)
+    # The true error and the fitted rate belong to the published time, not to a source: one
+    # line each, whichever source's measurement the sample came with.
+    tpts = [((s.t_mono_ns - t0) / NS_PER_S, s.true_error_ns / off_div)
+            for s in samples if s.true_error_ns is not None]
+    if tpts:
+        ax_off.plot(*zip(*tpts, strict=True), "--", lw=1.0, color="#d62728",
+                    label="true error (published − truth)")
+    rpts = [((s.t_mono_ns - t0) / NS_PER_S, s.rate_ppb)
+            for s in samples if s.rate_ppb is not None]
+    if rpts:
+        ax_rate.plot(*zip(*rpts, strict=True), "-", lw=1.0, color="#2ca02c")
     ax_off.axhline(0.0, color="black", lw=0.5)
     # A converging run spans decades: show the locked part linearly, the rest logarithmically.
     locked = sorted(abs(s.offset_ns) for s in samples

@@ -149,3 +149,15 @@ def test_capture_reads_the_capture_agents_segment_read_only() -> None:
     assert "capture-run:/run/netclock:ro" in services["capture"]["volumes"]
     assert services["capture"]["entrypoint"] == ["netclock"]
     assert services["capture"]["command"][0] == "capture"
+
+
+def test_prometheus_scrapes_the_frame_stamper() -> None:
+    """`capture` serves netclock_capture_* on :9469 (its own job, on timenet, no capability)."""
+    svc = _compose()["services"]["capture"]
+    cmd = svc["command"]
+    assert cmd[cmd.index("--metrics-port") + 1] == "9469"
+    assert cmd[cmd.index("--metrics-address") + 1] == "0.0.0.0"
+    assert svc["networks"] == ["timenet"] and "network_mode" not in svc
+    prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == "netclock-capture")
+    assert [t for sc in job["static_configs"] for t in sc["targets"]] == [f"{svc['hostname']}:9469"]

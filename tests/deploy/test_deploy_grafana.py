@@ -1,56 +1,37 @@
 """deploy/grafana: the dashboard parses, covers what issue 8 lists, and every PromQL
-expression is valid (promtool) and uses only metrics a live netclock endpoint exports."""
+expression is valid (promtool) and uses only metrics that RUNNING netclock daemons (a
+grandmaster and a locked agent, conftest.daemon_pair) serve on a live /metrics scrape."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
-from deploy_helpers import DEPLOY, promql_metric_names
+from deploy_helpers import (
+    DEPLOY,
+    concrete,
+    dashboard,
+    dashboard_exprs,
+    is_capture,
+    promql_metric_names,
+    sample_names,
+)
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (pip pyyaml) missing")
 
 GRAFANA = DEPLOY / "grafana"
-DASHBOARD = GRAFANA / "dashboards" / "netclock.json"
-
-
-def _dashboard() -> dict[str, Any]:
-    data = json.loads(DASHBOARD.read_text())
-    assert isinstance(data, dict)
-    return data
-
-
-def _exprs() -> list[tuple[str, str]]:
-    d = _dashboard()
-    out = [(p["title"], t["expr"]) for p in d["panels"] for t in p.get("targets", [])]
-    out += [(f"annotation {a['name']}", a["expr"]) for a in d["annotations"]["list"]]
-    for v in d["templating"]["list"]:
-        if v["type"] == "query":
-            out.append((f"variable {v['name']}", v["definition"]))
-    return out
-
-
-def _concrete(expr: str) -> str:
-    """Grafana variables replaced the way Grafana does for 'All'."""
-    if expr.startswith("label_values("):
-        # label_values(metric, label) is Grafana's; the metric part is plain PromQL.
-        expr = expr[len("label_values(") :].rsplit(",", 1)[0]
-    return (
-        expr.replace("$__rate_interval", "1m")
-        .replace("$instance", ".*")
-        .replace("$domain", ".*")
-    )
 
 
 def test_dashboard_uses_only_exported_metrics(exposed_names: set[str]) -> None:
+    """exposed_names: scraped from the running daemon pair, not from the metrics module."""
     allowed = exposed_names | {"up"}  # up: Prometheus' own per-target series
     used: set[str] = set()
-    for title, expr in _exprs():
-        names = promql_metric_names(_concrete(expr))
+    for title, expr in dashboard_exprs():
+        if is_capture(expr):
+            continue  # test_capture_panels_use_only_what_a_running_capture_exports
+        names = promql_metric_names(concrete(expr))
         assert names, f"{title}: no metric in {expr!r}"
         unknown = names - allowed
         assert not unknown, f"{title}: {sorted(unknown)} not exported by netclock"
@@ -68,18 +49,44 @@ def test_dashboard_uses_only_exported_metrics(exposed_names: set[str]) -> None:
         assert name in used, name
 
 
-def test_exported_names_cover_the_catalogue(exposed_names: set[str]) -> None:
-    """The live scrape the other checks rely on really exports every catalogue entry."""
+def test_capture_panels_use_only_what_a_running_capture_exports(capture_exposition: str) -> None:
+    """The capture frame stats panels against a live scrape of `netclock capture
+    --metrics-port` stamping a headless PipeWire test pattern with the running agent's time."""
+    from netclock.metrics import CAPTURE_CATALOGUE
+
+    exported = sample_names(capture_exposition)
+    exprs = [(title, expr) for title, expr in dashboard_exprs() if is_capture(expr)]
+    used: set[str] = set()
+    for title, expr in exprs:
+        names = promql_metric_names(concrete(expr))
+        assert names and not names - exported, f"{title}: {sorted(names - exported)}"
+        used |= names
+    # Every counter, the latency histogram, the uncertainty and the sync flag are shown.
+    families = {n.removesuffix("_bucket") for n in used}
+    assert families == {m.name for m in CAPTURE_CATALOGUE}
+    assert 'netclock_capture_synced{kind="pipewire",source="pipewire:ci-video-src"} 1.0' in (
+        capture_exposition
+    )  # stamped with the running agent's LOCKED time
+
+
+def test_running_daemons_export_the_catalogue(
+    exposed_names: set[str], catalogue_names: set[str]
+) -> None:
+    """The metrics module serves every catalogue entry, and the running pair serves all of them
+    but those its sources cannot fill (an NTP-following daemon announces no TAI-UTC offset)."""
     from netclock.metrics import CATALOGUE
 
-    assert {m.name for m in CATALOGUE} <= exposed_names
+    catalogue = {m.name for m in CATALOGUE}
+    assert catalogue <= catalogue_names
+    assert catalogue - exposed_names <= {"netclock_utc_offset_seconds"}
+    assert "process_resident_memory_bytes" in exposed_names  # the process collector too
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing")
 def test_every_expression_is_valid_promql(tmp_path: Path) -> None:
     rules = [
-        {"record": f"dashboard:expr_{i}", "expr": _concrete(expr)}
-        for i, (_, expr) in enumerate(_exprs())
+        {"record": f"dashboard:expr_{i}", "expr": concrete(expr)}
+        for i, (_, expr) in enumerate(dashboard_exprs())
     ]
     f = tmp_path / "dashboard-exprs.yml"
     f.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
@@ -91,11 +98,11 @@ def test_every_expression_is_valid_promql(tmp_path: Path) -> None:
 
 
 def test_panels_cover_issue_8() -> None:
-    d = _dashboard()
+    d = dashboard()
     titles = " | ".join(p["title"].lower() for p in d["panels"])
     for words in (
         "offset", "error bound", "path delay", "rate", "lock state", "grandmaster",
-        "cross-agent spread", "malformed",
+        "cross-agent spread", "malformed", "capture frame",
     ):
         assert words in titles, words
     kinds = {p["title"]: p["type"] for p in d["panels"]}
@@ -108,11 +115,11 @@ def test_panels_cover_issue_8() -> None:
         assert g["x"] >= 0 and g["x"] + g["w"] <= 24
 
 
-def test_provisioning_matches_the_dashboard() -> None:
+def test_provisioning_matches_thedashboard() -> None:
     ds = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
     source = ds["datasources"][0]
     assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
-    var = next(v for v in _dashboard()["templating"]["list"] if v["name"] == "datasource")
+    var = next(v for v in dashboard()["templating"]["list"] if v["name"] == "datasource")
     assert var["current"]["value"] == source["uid"]
     prov = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "netclock.yml").read_text())
     assert prov["providers"][0]["type"] == "file"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,3 +103,34 @@ def test_plot_of_the_documented_real_run(tmp_path: Path) -> None:
     assert out.read_bytes()[:8] == PNG_SIGNATURE
     states = {s.state for s in plot.read_run_record(str(record))}
     assert states == {"freerun", "locking", "locked", "holdover"}
+
+
+def test_plot_of_a_running_daemons_record(tmp_path: Path, daemon_pair: Any) -> None:
+    """`netclock run --record` of a real agent (conftest.daemon_pair, LOCKED by now) renders."""
+    record = daemon_pair.agent.record
+    text = record.read_text()
+    copy = tmp_path / "agent.jsonl"
+    copy.write_text(text[: text.rfind("\n") + 1])  # the agent is still appending
+    samples = plot.read_run_record(str(copy))
+    assert samples and all(s.source.startswith("ntp:127.0.0.2:") for s in samples)
+    assert "locked" in {s.state for s in samples}
+    assert any(s.offset_ns is not None and s.delay_ns is not None for s in samples)
+    out = tmp_path / "agent.png"
+    assert _run(["plot", str(copy), "--out", str(out), "--dpi", "50"]) == 0
+    data = out.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and len(data) > 5_000
+
+
+def test_plot_of_the_documented_daemon_run(tmp_path: Path) -> None:
+    """docs/images/plot-daemon-failover.jsonl: `netclock run --record` of a real agent
+    (deploy/examples/loopback-failover-run.sh) reads and renders, one true-error line."""
+    record = Path(__file__).resolve().parents[2] / "docs" / "images" / "plot-daemon-failover.jsonl"
+    samples = plot.read_run_record(str(record))
+    assert {s.state for s in samples} == {"freerun", "locking", "locked", "holdover"}
+    assert len({s.source for s in samples}) == 2
+    assert all(s.true_error_ns is not None for s in samples if s.state != "freerun")
+    out = tmp_path / "daemon.png"
+    assert _run(["plot", str(record), "--out", str(out), "--dpi", "50"]) == 0
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+    script = record.parents[2] / "deploy" / "examples" / "loopback-failover-run.sh"
+    assert subprocess.run(["sh", "-n", str(script)], check=False).returncode == 0
