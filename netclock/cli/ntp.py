@@ -40,6 +40,11 @@ def register(subparsers: Any) -> None:
     s.add_argument("--user-timestamps", action="store_true",
                    help="do not ask the kernel for timestamps")
     s.add_argument("--duration", type=float, default=None, help="stop after this many s")
+    s.add_argument("--key-file", default=None, metavar="FILE",
+                   help="symmetric keys (chrony keyfile format: ID TYPE HEX:...); requests "
+                        "with a valid MAC are answered signed")
+    s.add_argument("--require-auth", action="store_true",
+                   help="with --key-file: drop requests without a valid MAC")
     s.set_defaults(func=_serve)
 
 
@@ -90,11 +95,23 @@ def _serve(args: argparse.Namespace) -> int:
     if args.rate_limit_log2 is not None:
         n = args.rate_limit_log2
         rl = RateLimit(interval_ns=NS_PER_S << n if n >= 0 else NS_PER_S >> -n)
+    keys = {}
+    if args.key_file is not None:
+        from netclock.ntp.auth import KeyFileError, parse_keys
+
+        try:
+            with open(args.key_file, encoding="utf-8") as f:
+                keys = parse_keys(f.read(), args.key_file)
+        except (OSError, UnicodeDecodeError, KeyFileError) as exc:
+            print(f"netclock ntp serve: {exc}")
+            return 2
     server = NtpServer(
         system_served_time(clock_map, args.shift_ns),
         DisciplineState(stratum=args.stratum, reference_id=refid_ascii(args.refid)),
         rate_limit=rl,
         xleave=not args.no_xleave,
+        keys=keys,
+        require_auth=args.require_auth,
     )
 
     async def run() -> None:
@@ -129,5 +146,6 @@ def _serve(args: argparse.Namespace) -> int:
     c = server.counters
     print(f"received {c.received} responded {c.responded} interleaved {c.interleaved} "
           f"rate-limited {c.rate_limited} bad {c.dropped_bad} "
-          f"send-latency {server.tx_latency_ns} ns", flush=True)
+          f"send-latency {server.tx_latency_ns} ns auth-ok {c.auth_ok} "
+          f"auth-failed {c.auth_failed} crypto-nak {c.crypto_nak_sent}", flush=True)
     return 0

@@ -5,6 +5,10 @@ Example::
     netclock sim --drift-ppm 50 --wander 1 --jitter-us 20 --jitter-dist exponential \\
         --interval-log2 -3 --duration 300 --seed 7 --estimator window --json
 
+``--scenario NAME`` runs one named fault scenario from :mod:`netclock.sim.library` instead
+(the other knobs are ignored) and says PASS/FAIL against its limits; the exit status is 1 on
+FAIL. ``--list-scenarios`` lists them.
+
 ``--json`` prints one JSON object (keys sorted; the same arguments always print the same
 bytes); without it a short table. Error statistics are over the samples after lock (the first
 time from which ``|error|`` stays below ``--lock-threshold-us``); ``rms_all_error_ns`` covers
@@ -142,10 +146,47 @@ def register(subparsers: Any) -> None:
     )
     n.add_argument("--spike-us", type=float, default=2000.0, help="random spike height")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--scenario", metavar="NAME", default=None,
+                   help="run a named fault scenario with pass limits (see --list-scenarios)")
+    p.add_argument("--list-scenarios", action="store_true",
+                   help="list the named fault scenarios and their limits")
     p.set_defaults(func=_run)
 
 
+def _run_named(args: argparse.Namespace) -> int:
+    from netclock.sim.library import SCENARIOS, evaluate, verdict_dict
+
+    if args.list_scenarios:
+        for name, sc in SCENARIOS.items():
+            lim = sc.limits
+            print(f"{name:<32} {sc.harness:<10} rms ≤ {lim.rms_ns:,.0f} ns, max ≤ "
+                  f"{lim.max_ns:,.0f} ns, lock ≤ {lim.lock_s:g} s  {sc.description}")
+        return 0
+    if args.scenario not in SCENARIOS:
+        print(f"netclock sim: unknown scenario {args.scenario!r}; --list-scenarios lists them")
+        return 2
+    sc = SCENARIOS[args.scenario]
+    v = evaluate(sc, args.seed)
+    d = verdict_dict(v, sc)
+    if args.json:
+        print(json.dumps(d, sort_keys=True))
+    else:
+        lim = sc.limits
+        print(f"{sc.name}: {sc.description}")
+        print(f"{'lock time':<14} {_fmt(d['lock_time_s'], 's'):>14}   limit {lim.lock_s:g} s "
+              f"(|error| < {lim.lock_threshold_ns} ns from then on)")
+        for label, key, limit in (("rms error", "rms_error_ns", lim.rms_ns),
+                                  ("max |error|", "max_error_ns", lim.max_ns)):
+            print(f"{label:<14} {_fmt(d[key], 'ns'):>14}   limit {limit:.0f} ns")
+        for k, val in v.info.items():
+            print(f"  {k}: {val}")
+        print("PASS" if v.passed else "FAIL: " + "; ".join(v.failures))
+    return 0 if v.passed else 1
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.scenario is not None or args.list_scenarios:
+        return _run_named(args)
     from netclock.sim.scenario import (
         Scenario,
         SpikeSpec,

@@ -18,8 +18,13 @@ RX stamp), ``now`` (just before sending, used as the basic-mode transmit time) a
 * **Basic-mode transmit time**: :meth:`NtpServer.restamp` rewrites it right before the send.
   The server learns how long a send takes (median of restamp time to the kernel TX stamp over
   the last responses) and adds that, so a basic-mode client sees nearly the real TX time.
-* **Size**: a response is 48 bytes; a request is at least 48, so a response is never larger.
-  Requests with extension fields or a MAC are answered without them (no authentication here).
+* **Size**: a response is 48 bytes (plus a MAC when authenticated); a request is at least as
+  long, so a response is never larger. Extension fields are not answered.
+* **Authentication** (``keys``, :mod:`netclock.ntp.auth`): a request with a valid MAC is
+  answered with a MAC under the same key. A MAC with an unknown key id is answered with a
+  crypto-NAK (RFC 5905 §7.4); a wrong digest gets no answer at all (no oracle). Unauthenticated
+  requests are answered unsigned unless ``require_auth`` is set, then dropped. Without keys
+  authentication is off and MACs in requests are ignored (answered unsigned).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
+from netclock.ntp import auth
 from netclock.ntp.wire import (
     HEADER_SIZE,
     KISS_RATE,
@@ -90,6 +96,8 @@ class Response:
     #: basic-mode transmit timestamp, which the sender may refresh just before sending
     #: (:meth:`NtpServer.restamp`); False for interleaved responses and KoDs.
     restampable: bool = False
+    #: the key the response is signed with (restamp re-signs), None: unsigned.
+    key: auth.SymmetricKey | None = None
 
 
 @dataclass(slots=True)
@@ -107,6 +115,9 @@ class ServerCounters:
     dropped_bad: int = 0
     rate_limited: int = 0
     kod_sent: int = 0
+    auth_ok: int = 0
+    auth_failed: int = 0
+    crypto_nak_sent: int = 0
 
 
 class NtpServer:
@@ -118,7 +129,11 @@ class NtpServer:
         rate_limit: RateLimit | None = RateLimit(),
         xleave: bool = True,
         max_saved: int = 16384,
+        keys: auth.Keyring | None = None,
+        require_auth: bool = False,
     ) -> None:
+        self.keys: auth.Keyring = keys if keys is not None else {}
+        self.require_auth = require_auth
         self._served = served_time
         self._state = state
         self.rate_limit = rate_limit
@@ -159,16 +174,37 @@ class NtpServer:
         if len(request) < HEADER_SIZE:
             c.dropped_bad += 1
             return None
+        verdict = auth.AuthResult.NONE
+        mac_key_id = 0
         if len(request) > HEADER_SIZE:
-            try:  # validate the trailer (extension fields, MAC); it is not answered
-                NtpPacket.unpack(request)
+            try:  # validate the trailer (extension fields, MAC)
+                parsed = NtpPacket.unpack(request)
             except ParseError:
                 c.dropped_bad += 1
                 return None
+            if self.keys:  # no keys configured: authentication off, MACs are ignored
+                verdict = auth.verify(request, self.keys, parsed)
+            mac_key_id = parsed.mac.key_id if parsed.mac is not None else 0
         lvm, poll, org_u64, rec_u64, xmt_u64 = _REQUEST.unpack_from(request)
         version = (lvm >> 3) & 7
         if lvm & 7 != Mode.CLIENT or not 1 <= version <= 4:
             c.dropped_bad += 1
+            return None
+        key: auth.SymmetricKey | None = None
+        if verdict is auth.AuthResult.OK:
+            c.auth_ok += 1
+            key = self.keys[mac_key_id]
+        elif verdict is auth.AuthResult.UNKNOWN_KEY:
+            c.auth_failed += 1
+            c.crypto_nak_sent += 1
+            xmt = NtpTimestamp.from_u64(xmt_u64)
+            nak = NtpPacket(
+                leap=Leap.UNSYNCHRONIZED, version=version, mode=Mode.SERVER, stratum=0,
+                poll=min(max(poll, -7), 17), reference_id=b"CRYP", origin_ts=xmt,
+            )
+            return Response(auth.crypto_nak(nak.pack()), None)
+        elif verdict is auth.AuthResult.BAD_MAC or self.require_auth:
+            c.auth_failed += 1
             return None
         st = self.state()
         limited = self._over_limit(client, rx_ns)
@@ -183,7 +219,8 @@ class NtpServer:
                 poll=max(poll, self._kod_poll), precision=st.precision, reference_id=KISS_RATE,
                 origin_ts=xmt, receive_ts=xmt, transmit_ts=xmt,
             )
-            return Response(kod.pack(), None, kod=True)
+            raw = kod.pack() if key is None else auth.sign(kod.pack(), key)
+            return Response(raw, None, kod=True)
         rx_u64 = NtpTimestamp.from_unix_ns(self._served(rx_ns)).to_u64()
         while rx_u64 in self._saved or rx_u64 == 0:
             rx_u64 = (rx_u64 + 1) & _U64_MASK
@@ -217,6 +254,8 @@ class NtpServer:
             rx_u64,
             tx_u64,
         )
+        if key is not None:
+            data = auth.sign(data, key)
         assert len(data) <= len(request)
         token: int | None = None
         if self.xleave:
@@ -226,7 +265,8 @@ class NtpServer:
         c.responded += 1
         if interleaved:
             c.interleaved += 1
-        return Response(data, token, interleaved=interleaved, restampable=not interleaved)
+        return Response(data, token, interleaved=interleaved, restampable=not interleaved,
+                        key=key)
 
     def restamp(self, response: Response, now: int) -> bytes:
         """The response with its transmit timestamp set to the served time of local ``now``
@@ -243,7 +283,10 @@ class NtpServer:
         tx_u64 = NtpTimestamp.from_unix_ns(self._served(now + self.tx_latency_ns)).to_u64()
         if (rx_u64 - tx_u64) % (1 << 64) < (1 << 63):
             tx_u64 = (rx_u64 + 1) % (1 << 64)
-        return data[:40] + tx_u64.to_bytes(8, "big") + data[48:]
+        head = data[:40] + tx_u64.to_bytes(8, "big")
+        if response.key is not None:
+            return auth.sign(head, response.key)
+        return head + data[48:]
 
     def handle_tx_timestamp(self, token: int, tx_ns: int) -> None:
         """The response with ``token`` left at local MONOTONIC ``tx_ns``."""

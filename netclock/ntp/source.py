@@ -27,6 +27,10 @@ With ``xleave`` the basic sample of a basic request is held back: the next (inte
 response measures the same exchange again with the server's real TX time and replaces it. If
 that response is basic too, the held sample is used after all.
 
+Authentication (``key``, :mod:`netclock.ntp.auth`): requests carry a MAC under the key, and
+a response counts only if its MAC verifies under that same key; anything else (no MAC, a
+crypto-NAK, another key, a bad digest, an unsigned KoD) is dropped as bogus.
+
 Clock filter: the source keeps the last ``filter_length`` samples and emits the lowest-delay
 one, once, when it is newer than the last emitted sample (RFC 5905 §10).
 """
@@ -38,6 +42,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
+from netclock.ntp import auth
 from netclock.ntp.wire import (
     KISS_DENY,
     KISS_RATE,
@@ -218,6 +223,7 @@ class _Counters:
     bogus: int = 0
     interleaved: int = 0
     kod: int = 0
+    auth_failed: int = 0
 
 
 class NtpSource:
@@ -229,8 +235,10 @@ class NtpSource:
         rng: random.Random,
         *,
         pivot_unix_ns: int = DEFAULT_PIVOT_UNIX_NS,
+        key: auth.SymmetricKey | None = None,
     ) -> None:
         self.config = config
+        self.key = key
         self._rng = rng
         self._pivot_offset: int | None = None  # server time - local MONOTONIC, last seen
         self._default_pivot = pivot_unix_ns
@@ -289,6 +297,14 @@ class NtpSource:
         try:
             pkt = NtpPacket.unpack(data)
         except ParseError:
+            self._c.bogus += 1
+            return []
+        if self.key is not None and (
+            pkt.mac is None
+            or pkt.mac.key_id != self.key.key_id
+            or auth.verify(data, {self.key.key_id: self.key}, pkt) is not auth.AuthResult.OK
+        ):
+            self._c.auth_failed += 1
             self._c.bogus += 1
             return []
         cur = self._cur
@@ -402,7 +418,8 @@ class NtpSource:
             receive_ts=receive,
             transmit_ts=cookie,
         )
-        return Send(pkt.pack(), rid)
+        raw = pkt.pack()
+        return Send(raw if self.key is None else auth.sign(raw, self.key), rid)
 
     def _interval(self) -> int:
         base = poll_interval_ns(self.poll)
