@@ -43,7 +43,7 @@ from netclock.calibration import Calibration
 from netclock.discipline import CLOCK_CLASS
 from netclock.ntp.wire import Leap
 from netclock.observe import Timescale
-from netclock.platform.ptp_transport import UdpPtpTransport
+from netclock.platform.ptp_transport import PortTimers, UdpPtpTransport
 from netclock.platform.timestamping import Received, Stamp
 from netclock.ptp.actions import (
     Action,
@@ -162,7 +162,7 @@ class PtpSource:
         self.info.state = "initializing"
         self.transport: UdpPtpTransport | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._handles: dict[PortTimer, asyncio.TimerHandle] = {}
+        self.timers: PortTimers | None = None
         self._refresh: asyncio.TimerHandle | None = None
         self._last_internal: int | None = None
         self._last_selected: _SourceInfo | None = None
@@ -202,6 +202,7 @@ class PtpSource:
         from netclock.daemon.agent import bind_error
 
         self.loop = asyncio.get_running_loop()
+        self.timers = PortTimers(self.loop, self._fire)
         self.agent._add_source(self.info)
         stamping = self.cfg.timestamping != "user"
         try:
@@ -241,9 +242,8 @@ class PtpSource:
 
     def stop(self) -> None:
         self._stopped = True
-        for h in self._handles.values():
-            h.cancel()
-        self._handles.clear()
+        if self.timers is not None:
+            self.timers.cancel_all()
         if self._refresh is not None:
             self._refresh.cancel()
         if self.transport is not None:
@@ -281,14 +281,13 @@ class PtpSource:
             self._update_parent()
 
     def _fire(self, timer: PortTimer) -> None:
-        self._handles.pop(timer, None)
         if self._stopped:
             return
         self._execute(self.port.handle_timer(timer, _mono()))
 
     # -- actions -------------------------------------------------------------------------------
     def _execute(self, actions: list[Action]) -> None:
-        assert self.loop is not None and self.transport is not None
+        assert self.loop is not None and self.transport is not None and self.timers is not None
         for a in actions:
             if isinstance(a, SendEvent):
                 self._send_event(a)
@@ -297,15 +296,9 @@ class PtpSource:
                 with contextlib.suppress(OSError):
                     self.transport.send_general(a.data)
             elif isinstance(a, SetTimer):
-                old = self._handles.pop(a.timer, None)
-                if old is not None:
-                    old.cancel()
-                delay_s = max(a.at - _mono(), 0) / NS_PER_S
-                self._handles[a.timer] = self.loop.call_later(delay_s, self._fire, a.timer)
+                self.timers.set(a.timer, a.at)
             elif isinstance(a, CancelTimer):
-                h = self._handles.pop(a.timer, None)
-                if h is not None:
-                    h.cancel()
+                self.timers.cancel(a.timer)
             elif isinstance(a, Measurement):
                 self._measurement(a)
             elif isinstance(a, StateChanged):

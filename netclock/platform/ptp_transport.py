@@ -306,6 +306,38 @@ def master_time_source(utc_offset_s: int, ptp_timescale: bool) -> Calibration:
     return Calibration(internal=now, external=est.to_realtime(now) + shift)
 
 
+class PortTimers:
+    """asyncio timers behind a port's SetTimer/CancelTimer actions: one handle per timer.
+
+    ``fire(timer)`` is called when a timer expires; setting a timer again replaces it."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, fire: Callable[[PortTimer], None]
+    ) -> None:
+        self._loop = loop
+        self._fire_cb = fire
+        self._handles: dict[PortTimer, asyncio.TimerHandle] = {}
+
+    def set(self, timer: PortTimer, at_ns: int) -> None:
+        self.cancel(timer)
+        delay_s = max(at_ns - _mono(), 0) / NS_PER_S
+        self._handles[timer] = self._loop.call_later(delay_s, self._fire, timer)
+
+    def cancel(self, timer: PortTimer) -> None:
+        h = self._handles.pop(timer, None)
+        if h is not None:
+            h.cancel()
+
+    def cancel_all(self) -> None:
+        for h in self._handles.values():
+            h.cancel()
+        self._handles.clear()
+
+    def _fire(self, timer: PortTimer) -> None:
+        self._handles.pop(timer, None)
+        self._fire_cb(timer)
+
+
 class PtpRunner:
     """Runs one PtpPort on a UdpPtpTransport inside an asyncio loop."""
 
@@ -328,7 +360,7 @@ class PtpRunner:
         self.stats = RunnerStats()
         self.on_state = on_state
         self.loop = asyncio.get_running_loop()
-        self._handles: dict[PortTimer, asyncio.TimerHandle] = {}
+        self.timers = PortTimers(self.loop, self._fire)
         self.transport: UdpPtpTransport | L2PtpTransport
         if transport == "l2":
             self.transport = L2PtpTransport(interface, on_event=self._on_event,
@@ -360,8 +392,7 @@ class PtpRunner:
         self._refresh_handle = self.loop.call_later(1.0, self._refresh_time_source)
 
     def close(self) -> None:
-        for h in self._handles.values():
-            h.cancel()
+        self.timers.cancel_all()
         if self._refresh_handle is not None:
             self._refresh_handle.cancel()
         if self.uds is not None:
@@ -385,7 +416,6 @@ class PtpRunner:
         return self.port.handle_management(data, _mono())
 
     def _fire(self, timer: PortTimer) -> None:
-        self._handles.pop(timer, None)
         self.execute(self.port.handle_timer(timer, _mono()))
 
     # -- actions ---------------------------------------------------------------------------
@@ -398,15 +428,9 @@ class PtpRunner:
                 with contextlib.suppress(OSError):
                     self.transport.send_general(a.data, a.dest)
             elif isinstance(a, SetTimer):
-                old = self._handles.pop(a.timer, None)
-                if old is not None:
-                    old.cancel()
-                delay_s = max(a.at - _mono(), 0) / NS_PER_S
-                self._handles[a.timer] = self.loop.call_later(delay_s, self._fire, a.timer)
+                self.timers.set(a.timer, a.at)
             elif isinstance(a, CancelTimer):
-                h = self._handles.pop(a.timer, None)
-                if h is not None:
-                    h.cancel()
+                self.timers.cancel(a.timer)
             elif isinstance(a, Measurement):
                 self.stats.last_measurement = a
                 s = self.servo.sample(a)
