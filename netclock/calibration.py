@@ -276,7 +276,8 @@ class WindowedCalibration:
 
     Window
 
-    * ``window_size`` (128): observations always kept (the window's length in count).
+    * ``window_size`` (32, GStreamer's default; the daemon uses 128 over 64 s): observations always
+      kept (the window's length in count).
     * ``window_span_ns`` (0: count only): older observations are also kept while they are
       within this much local time of the newest one, so a fast exchange rate still fits over
       a useful time. The daemon's discipline (``[clock] window-span-ns``) and the benchmark
@@ -328,7 +329,7 @@ class WindowedCalibration:
 
     def __init__(
         self,
-        window_size: int = 128,
+        window_size: int = 32,
         window_threshold: int = 4,
         *,
         window_span_ns: int = 0,

@@ -135,7 +135,7 @@ class TestWindowedCalibration:
 
     def test_defaults_and_threshold(self) -> None:
         w = WindowedCalibration()
-        assert (w.window_size, w.window_threshold) == (128, 4)
+        assert (w.window_size, w.window_threshold) == (32, 4)
         assert (w.window_span_ns, w.window_max) == (0, 1024)  # count only unless asked
         results = [w.add_observation(i * NS_PER_S, i * NS_PER_S + 7) for i in range(4)]
         assert results[:3] == [None, None, None]
