@@ -297,6 +297,16 @@ class NtpSection:
     listen_port: int = knob(
         123, "UDP port to answer on (below 1024 needs CAP_NET_BIND_SERVICE).", min=1, max=65535
     )
+    rate_limit_interval_log2: int = knob(
+        -4,
+        "Per-client-address rate limit of the NTP server: one request per 2^N s on average; "
+        "faster clients get KoD RATE.",
+        min=-10,
+        max=6,
+    )
+    rate_limit_burst: int = knob(
+        16, "Requests a client may send in a burst above the rate limit.", min=1, max=4096
+    )
 
 
 @dataclass(frozen=True, slots=True)

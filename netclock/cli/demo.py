@@ -71,6 +71,8 @@ interval-s = 0.1
 serve = true
 listen-address = "127.0.0.1"
 listen-port = {port}
+# every demo agent polls from 127.0.0.1 at up to 16 Hz: allow 128 requests/s per address
+rate-limit-interval-log2 = -7
 
 [publish]
 shm-path = "{work}/gm/clock.shm"

@@ -33,7 +33,7 @@ from typing import Any, TextIO
 from netclock import __version__
 from netclock.config import Config, NtpServer
 from netclock.discipline import Discipline, DisciplineConfig, DisciplineEvent, SourceConfig
-from netclock.ntp.server import UNSYNCHRONIZED, DisciplineState
+from netclock.ntp.server import UNSYNCHRONIZED, DisciplineState, RateLimit
 from netclock.ntp.server import NtpServer as NtpServerCore
 from netclock.ntp.source import NtpSample, NtpSource
 from netclock.ntp.source import SourceConfig as NtpSourceConfig
@@ -276,7 +276,11 @@ class Agent:
 
     def _start_ntp_server(self) -> None:
         n = self.cfg.ntp
-        self._ntp_server = NtpServerCore(self.served_utc, self._ntp_state)
+        lg = n.rate_limit_interval_log2
+        limit = RateLimit(
+            interval_ns=NS_PER_S << lg if lg >= 0 else NS_PER_S >> -lg, burst=n.rate_limit_burst
+        )
+        self._ntp_server = NtpServerCore(self.served_utc, self._ntp_state, rate_limit=limit)
         try:
             sock = open_server_socket(n.listen_address, n.listen_port, clock_map=self.clock_map)
         except OSError as e:
