@@ -159,20 +159,26 @@ lock-threshold-ns = 30000
             continue
         jump = (r1["t_net_ns"] - r0["t_net_ns"]) - (r1["t_mono_ns"] - r0["t_mono_ns"])
         jumps.append((abs(jump), r1["t_mono_ns"]))
-    biggest, t_jump = max(jumps)
-    # the sources' disagreement just before that jump: the last NTP observation's offset from
-    # the published (PTP, then held-over PTP) time; NTP samples here carry ~10 µs of noise
-    last_ntp = [
-        r["offset_ns"]
+    # The failover is judged on the jumps after the kill. Refits while locked on PTP are a
+    # separate matter (printed; under CI load a software-stamped PTP fit can jump too: issue 6).
+    pre_kill = max((j for j, t in jumps if t <= t_kill), default=0)
+    biggest = max(j for j, t in jumps if t > t_kill)
+    # the sources' disagreement: the NTP observations' offsets from the published (PTP) time
+    # in the seconds before the kill (median: NTP samples here carry ~10 µs of noise)
+    before_kill = sorted(
+        abs(r["offset_ns"])
         for r in recs
         if r["source"].startswith("ntp:")
         and r["offset_ns"] is not None
-        and r["t_mono_ns"] <= t_jump
-    ][-1]
-    disagreement = abs(last_ntp)
+        and t_kill - 3 * 10**9 <= r["t_mono_ns"] <= t_kill
+    )
+    assert before_kill, "no NTP observation in the 3 s before the kill"
+    disagreement = before_kill[len(before_kill) // 2]
     assert abs(disagreement - NTP_SHIFT_NS) < 50_000, disagreement
-    print(f"failover: disagreement {disagreement} ns, largest published jump {biggest} ns")
-    assert t_jump > t_kill  # the largest jump is the failover, not a refit while locked
+    print(
+        f"failover: disagreement {disagreement} ns, largest published jump {biggest} ns "
+        f"(largest before the kill: {pre_kill} ns)"
+    )
     assert biggest <= disagreement + 20_000, (biggest, disagreement)
     assert biggest > NTP_SHIFT_NS // 2  # the switch itself is in the record
 
