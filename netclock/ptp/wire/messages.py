@@ -38,13 +38,17 @@ class Message:
     def _body(self) -> bytes:
         raise NotImplementedError
 
+    # Every subclass declares the fields ``header`` (first) and ``tlvs`` (last); the base can't
+    # declare them without breaking the subclasses' field order.
     @property
     def _header(self) -> Header:
-        raise NotImplementedError
+        header: Header = self.header  # type: ignore[attr-defined]
+        return header
 
     @property
     def _tlvs(self) -> tuple[Tlv, ...]:
-        raise NotImplementedError
+        tlvs: tuple[Tlv, ...] = self.tlvs  # type: ignore[attr-defined]
+        return tlvs
 
     def pack(self) -> bytes:
         body = self._body()
@@ -84,14 +88,6 @@ class Sync(Message):
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.SYNC
     BODY_SIZE: ClassVar[int] = 10
 
-    @property
-    def _header(self) -> Header:
-        return self.header
-
-    @property
-    def _tlvs(self) -> tuple[Tlv, ...]:
-        return self.tlvs
-
     def _body(self) -> bytes:
         return self.origin_timestamp.pack()
 
@@ -111,14 +107,6 @@ class DelayReq(Message):
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.DELAY_REQ
     BODY_SIZE: ClassVar[int] = 10
 
-    @property
-    def _header(self) -> Header:
-        return self.header
-
-    @property
-    def _tlvs(self) -> tuple[Tlv, ...]:
-        return self.tlvs
-
     def _body(self) -> bytes:
         return self.origin_timestamp.pack()
 
@@ -137,14 +125,6 @@ class FollowUp(Message):
 
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.FOLLOW_UP
     BODY_SIZE: ClassVar[int] = 10
-
-    @property
-    def _header(self) -> Header:
-        return self.header
-
-    @property
-    def _tlvs(self) -> tuple[Tlv, ...]:
-        return self.tlvs
 
     def _body(self) -> bytes:
         return self.precise_origin_timestamp.pack()
@@ -168,14 +148,6 @@ class DelayResp(Message):
 
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.DELAY_RESP
     BODY_SIZE: ClassVar[int] = 20
-
-    @property
-    def _header(self) -> Header:
-        return self.header
-
-    @property
-    def _tlvs(self) -> tuple[Tlv, ...]:
-        return self.tlvs
 
     def _body(self) -> bytes:
         return self.receive_timestamp.pack() + self.requesting_port_identity.pack()
@@ -201,14 +173,6 @@ class PdelayReq(Message):
         if len(self.reserved) != 10:
             raise ValueError("Pdelay_Req reserved field is 10 bytes")
 
-    @property
-    def _header(self) -> Header:
-        return self.header
-
-    @property
-    def _tlvs(self) -> tuple[Tlv, ...]:
-        return self.tlvs
-
     def _body(self) -> bytes:
         return self.origin_timestamp.pack() + self.reserved
 
@@ -229,14 +193,6 @@ class PdelayResp(Message):
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.PDELAY_RESP
     BODY_SIZE: ClassVar[int] = 20
 
-    @property
-    def _header(self) -> Header:
-        return self.header
-
-    @property
-    def _tlvs(self) -> tuple[Tlv, ...]:
-        return self.tlvs
-
     def _body(self) -> bytes:
         return self.request_receipt_timestamp.pack() + self.requesting_port_identity.pack()
 
@@ -256,14 +212,6 @@ class PdelayRespFollowUp(Message):
 
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.PDELAY_RESP_FOLLOW_UP
     BODY_SIZE: ClassVar[int] = 20
-
-    @property
-    def _header(self) -> Header:
-        return self.header
-
-    @property
-    def _tlvs(self) -> tuple[Tlv, ...]:
-        return self.tlvs
 
     def _body(self) -> bytes:
         return self.response_origin_timestamp.pack() + self.requesting_port_identity.pack()
@@ -313,14 +261,6 @@ class Announce(Message):
             if not 0 <= v <= hi:
                 raise ValueError(f"{name}={v} outside 0..{hi}")
 
-    @property
-    def _header(self) -> Header:
-        return self.header
-
-    @property
-    def _tlvs(self) -> tuple[Tlv, ...]:
-        return self.tlvs
-
     def _body(self) -> bytes:
         return self.origin_timestamp.pack() + _ANNOUNCE.pack(
             self.current_utc_offset,
@@ -364,14 +304,6 @@ class Signaling(Message):
 
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.SIGNALING
     BODY_SIZE: ClassVar[int] = 10
-
-    @property
-    def _header(self) -> Header:
-        return self.header
-
-    @property
-    def _tlvs(self) -> tuple[Tlv, ...]:
-        return self.tlvs
 
     def _body(self) -> bytes:
         return self.target_port_identity.pack()
@@ -418,14 +350,6 @@ class Management(Message):
         ):
             if not 0 <= v <= hi:
                 raise ValueError(f"{name}={v} outside 0..{hi}")
-
-    @property
-    def _header(self) -> Header:
-        return self.header
-
-    @property
-    def _tlvs(self) -> tuple[Tlv, ...]:
-        return self.tlvs
 
     def _body(self) -> bytes:
         return self.target_port_identity.pack() + bytes(
