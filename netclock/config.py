@@ -270,6 +270,14 @@ class PtpSection:
     source_priority: int = knob(
         1, "Source priority for failover (lower is preferred).", min=0, max=255
     )
+    acceptable_masters: str = knob(
+        "",
+        "Acceptable master table (IEEE 1588 17.6, like ptp4l's acceptable_master_list): "
+        "clockIdentities, each optionally -portNumber, separated by spaces or commas; "
+        "Announces from any other sender are ignored (counted as announce_rejected). "
+        "Empty accepts every master.",
+        example="001122.fffe.334455 001122.fffe.667788-1",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -652,6 +660,13 @@ def _cross_checks(cfg: Config, issues: list[ConfigIssue]) -> None:
                 )
             )
     p = cfg.ptp
+    if p.acceptable_masters:
+        from netclock.ptp.bmca import parse_acceptable_masters
+
+        try:
+            parse_acceptable_masters(p.acceptable_masters)
+        except ValueError as e:
+            issues.append(ConfigIssue("ptp.acceptable-masters", f"ptp.acceptable-masters: {e}"))
     if p.event_port == p.general_port:
         issues.append(
             ConfigIssue(

@@ -7,7 +7,8 @@ master time from the published time), ``offset_rms_ns``, ``offset_max_ns``, ``pa
 ``realtime_error_ns`` (published time, as UTC, minus this host's CLOCK_REALTIME: the true
 error when master and host share a clock, as in the namespace tests).
 
-``--profile NAME|FILE`` loads a profile (deploy/profiles/NAME.toml, or a TOML file); explicit
+``--profile NAME|FILE`` loads a profile (a built-in one, documented in deploy/profiles/NAME.toml,
+or a TOML file); explicit
 options override its values. ``--uds PATH`` answers ``pmc -u -s PATH`` on a Unix socket.
 """
 
@@ -15,33 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
-
-PROFILE_DIRS = (Path(__file__).resolve().parents[2] / "deploy" / "profiles",
-                Path("/etc/netclock/profiles"), Path("/usr/share/netclock/profiles"))
-PROFILE_ALIASES = {"default": "default-e2e", "smpte": "smpte-2059-2", "st2059-2": "smpte-2059-2",
-                   "aes67": "aes67-media", "802.1as": "gptp"}
 
 
 def resolve_profile(spec: str) -> Any:
-    """``--profile`` argument → Profile: an existing file path, or a profile name looked up in
-    PROFILE_DIRS. Raises ValueError (ProfileError) with the reason."""
-    from netclock.ptp.profiles import load_profile
+    """``--profile`` argument → Profile (a file, or a name: /etc/netclock/profiles, then the
+    built-in ones); see :func:`netclock.platform.ptp_transport.find_profile`."""
+    from netclock.platform.ptp_transport import find_profile
 
-    path = Path(spec)
-    if not (path.suffix == ".toml" and path.is_file()):
-        name = PROFILE_ALIASES.get(spec, spec)
-        for d in PROFILE_DIRS:
-            if (d / f"{name}.toml").is_file():
-                path = d / f"{name}.toml"
-                break
-        else:
-            raise ValueError(f"no profile {spec!r} (looked in {', '.join(map(str, PROFILE_DIRS))})")
-    try:
-        return load_profile(path.read_text())
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+    return find_profile(spec)
 
 
 def register(subparsers: Any) -> None:

@@ -42,6 +42,7 @@ from netclock.observe import (
     DomainSnapshot,
     LockState,
     PacketCounters,
+    Quality,
     Snapshot,
     SourceSnapshot,
     Timescale,
@@ -149,6 +150,8 @@ class Agent:
         self._changed = asyncio.Event()
         self._last_state_save = 0
         self.ptp: Any = None  # netclock.daemon.ptp_source.PtpSource when PTP runs
+        self._chrony: Any = None  # netclock.platform.chrony.ChronySockFeeder when configured
+        self._chrony_warned = False
         self.main_domain = cfg.ptp.domain if cfg.ptp.enabled else NTP_DOMAIN
         self.stopped = False
 
@@ -432,6 +435,38 @@ class Agent:
         self._record.write(json.dumps(line, separators=(",", ":")) + "\n")
         self._record.flush()
 
+    def _feed_chrony(self, now: int) -> None:
+        """One SOCK refclock sample for chronyd: network UTC minus REALTIME, now.
+
+        Only while the time is good (LOCKED, or HOLDOVER within spec) and is UTC or TAI with a
+        known offset: chronyd would otherwise steer REALTIME to a bad or arbitrary time.
+        """
+        from netclock.platform.chrony import SockSample
+
+        if self.discipline.published is None or self.discipline.quality(now) not in (
+            Quality.LOCKED,
+            Quality.HOLDOVER_IN_SPEC,
+        ):
+            return
+        info = self._selected_info()
+        if info is None:
+            return
+        if info.timescale == Timescale.ARB or (
+            info.timescale == Timescale.TAI and not info.utc_offset_valid
+        ):
+            if not self._chrony_warned:
+                self._chrony_warned = True
+                log.warning(
+                    "chrony hand-off paused: %s gives %s time without a UTC offset",
+                    info.name,
+                    info.timescale.name,
+                )
+            return
+        mono = time.monotonic_ns()
+        system = self.clock_map.to_realtime(mono)
+        leap = {Leap.INSERT_SECOND: 1, Leap.DELETE_SECOND: 2}.get(info.leap, 0)
+        self._chrony.send(SockSample(system, self.served_utc(mono) - system, leap))
+
     # -- state file ----------------------------------------------------------------------------
     def _load_state(self) -> None:
         path = self.cfg.holdover.state_file
@@ -501,6 +536,11 @@ class Agent:
                     self.snapshot, cfg.metrics.listen_address, cfg.metrics.port
                 )
                 log.info("metrics at %s", metrics.url)
+            if cfg.publish.chrony_sock:
+                from netclock.platform.chrony import ChronySockFeeder
+
+                self._chrony = ChronySockFeeder(cfg.publish.chrony_sock)
+                log.info("feeding chronyd's SOCK refclock at %s", cfg.publish.chrony_sock)
             if cfg.reference.enabled:
                 tasks.append(asyncio.create_task(self._reference_task()))
             self._start_ntp_sources()
@@ -533,6 +573,8 @@ class Agent:
                 self.save_state()
             if self._shm is not None:
                 self._shm.close()
+            if self._chrony is not None:
+                self._chrony.close()
             if self._record is not None:
                 self._record.close()
 
@@ -544,6 +586,8 @@ class Agent:
             now = time.monotonic_ns()
             events = self.discipline.tick(now)
             self._after_update(now, events)
+            if self._chrony is not None:
+                self._feed_chrony(now)
             if now - self._last_state_save >= interval_ns:
                 self._last_state_save = now
                 try:

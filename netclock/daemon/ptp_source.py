@@ -55,6 +55,7 @@ from netclock.ptp.actions import (
     SetTimer,
     StateChanged,
 )
+from netclock.ptp.bmca import parse_acceptable_masters
 from netclock.ptp.datasets import PortState, TimePropertiesDS
 from netclock.ptp.port import PortConfig, PtpPort
 from netclock.ptp.wire import ClockIdentity, ClockQuality, PortIdentity
@@ -195,6 +196,7 @@ class PtpSource:
             log_min_delay_req_interval=c.log_min_delay_req_interval,
             announce_receipt_timeout=c.announce_receipt_timeout,
             time_properties=self._tprops,
+            acceptable_masters=parse_acceptable_masters(c.acceptable_masters),
         )
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -261,6 +263,7 @@ class PtpSource:
             return
         kind = message_type(data)
         before = self.port.counters["parse_errors"]
+        rejected_before = self.port.counters["not_acceptable"]
         try:
             actions = handler(data, *args, _mono())
         except Exception:  # a peer's packet must never stop the daemon
@@ -270,6 +273,8 @@ class PtpSource:
             return
         bad = int(self.port.counters["parse_errors"] > before)
         self._count(kind, rx=1, bad=bad)
+        if self.port.counters["not_acceptable"] > rejected_before:
+            self._count("announce_rejected", rx=1)  # not on ptp.acceptable-masters
         self._execute(actions)
 
     def _on_event(self, r: Received) -> None:

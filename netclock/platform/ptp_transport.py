@@ -25,6 +25,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from netclock.calibration import Calibration
@@ -41,6 +42,7 @@ from netclock.ptp.actions import (
     StateChanged,
 )
 from netclock.ptp.port import PtpPort
+from netclock.ptp.profiles import BUILTIN_PROFILES, Profile, load_profile
 from netclock.ptp.servo import PtpServo, ServoSample
 from netclock.time import NS_PER_S
 
@@ -83,6 +85,7 @@ class UdpPtpTransport:
         timestamping: bool = True,
         transport: str = "udpv4",
         udp6_scope: int = 0xE,
+        ttl: int = 1,
     ) -> None:
         if transport not in ("udpv4", "udpv6"):
             raise ValueError(f"UDP transport {transport!r} is not udpv4 or udpv6")
@@ -97,7 +100,7 @@ class UdpPtpTransport:
         self.event_port = event_port
         self.general_port = general_port
         kw = {"interface": interface, "multicast_groups": [group, self.pdelay_group],
-              "multicast_loop": False}
+              "multicast_loop": False, "multicast_hops": ttl}
         self.event = StampedSocket(
             open_udp("", event_port, **kw),  # type: ignore[arg-type]
             loop=loop, on_receive=on_event, timestamping=timestamping,
@@ -283,6 +286,95 @@ class L2PtpTransport:
         self.event.close()
 
 
+PtpTransport = UdpPtpTransport | L2PtpTransport
+
+
+def open_transport(
+    interface: str,
+    transport: str,
+    *,
+    on_event: Callable[[Received], None],
+    on_general: Callable[[Received], None],
+    loop: asyncio.AbstractEventLoop | None = None,
+    timestamping: bool = True,
+    event_port: int = EVENT_PORT,
+    general_port: int = GENERAL_PORT,
+    udp6_scope: int = 0xE,
+    l2_primary_mac: str = L2_PRIMARY_MAC,
+    ttl: int = 1,
+) -> PtpTransport:
+    """The transport of one port: ``udpv4``/``udpv6`` (event/general ports, IPv6 scope, TTL) or
+    ``l2`` (primary destination MAC; raises :class:`L2NeedsCapNetRawError` without
+    CAP_NET_RAW). The one place the CLI's :class:`PtpRunner` and the daemon's PTP source open
+    their sockets."""
+    if transport == "l2":
+        return L2PtpTransport(interface, on_event=on_event, on_general=on_general, loop=loop,
+                              timestamping=timestamping, primary_mac=l2_primary_mac)
+    if transport not in TRANSPORTS:
+        raise ValueError(f"PTP transport {transport!r} is not one of {', '.join(TRANSPORTS)}")
+    return UdpPtpTransport(interface, event_port=event_port, general_port=general_port,
+                           on_event=on_event, on_general=on_general, loop=loop,
+                           timestamping=timestamping, transport=transport,
+                           udp6_scope=udp6_scope, ttl=ttl)
+
+
+def source_address(transport: PtpTransport, r: Received) -> str | None:
+    """The sender's address as the port wants it (unicast operation): the IP address on UDP,
+    None on L2 (Ethernet operation is multicast only)."""
+    if isinstance(transport, L2PtpTransport) or not r.addr:
+        return None
+    return str(r.addr[0])
+
+
+#: where ``--profile NAME`` / ``ptp.profile = "NAME"`` looks first (an administrator's own or
+#: changed profiles); then the profiles shipped in the package (netclock/ptp/profile_data,
+#: documented copy in deploy/profiles)
+PROFILE_DIRS = (Path("/etc/netclock/profiles"),)
+PROFILE_PACKAGE = "netclock.ptp"
+PROFILE_DATA = "profile_data"
+PROFILE_ALIASES = {"default": "default-e2e", "smpte": "smpte-2059-2", "st2059-2": "smpte-2059-2",
+                   "aes67": "aes67-media", "802.1as": "gptp"}
+
+
+def builtin_profile_text(name: str) -> str | None:
+    """The TOML text of a profile shipped in the package (None if there is no such profile)."""
+    from importlib import resources
+
+    res = resources.files(PROFILE_PACKAGE).joinpath(PROFILE_DATA, f"{name}.toml")
+    try:
+        return res.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def find_profile(spec: str) -> Profile:
+    """A profile by file path (``*.toml`` that exists) or by name (or alias): first in
+    PROFILE_DIRS, then in the package. Raises ValueError (ProfileError) naming the reason."""
+    path = Path(spec)
+    if path.suffix == ".toml" and path.is_file():
+        where, text = str(path), path.read_text(encoding="utf-8")
+    else:
+        name = PROFILE_ALIASES.get(spec, spec)
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"no profile file {spec!r}")
+        for d in PROFILE_DIRS:
+            if (d / f"{name}.toml").is_file():
+                where = str(d / f"{name}.toml")
+                text = (d / f"{name}.toml").read_text(encoding="utf-8")
+                break
+        else:
+            found = builtin_profile_text(name)
+            if found is None:
+                looked = ", ".join([*map(str, PROFILE_DIRS), "the built-in profiles"])
+                raise ValueError(f"no profile {spec!r} (looked in {looked}; built in: "
+                                 f"{', '.join(BUILTIN_PROFILES)})")
+            where, text = f"built-in profile {name}", found
+    try:
+        return load_profile(text)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+
+
 @dataclass
 class RunnerStats:
     """What the CLI prints each second."""
@@ -361,22 +453,17 @@ class PtpRunner:
         self.on_state = on_state
         self.loop = asyncio.get_running_loop()
         self.timers = PortTimers(self.loop, self._fire)
-        self.transport: UdpPtpTransport | L2PtpTransport
-        if transport == "l2":
-            self.transport = L2PtpTransport(interface, on_event=self._on_event,
-                                            on_general=self._on_general, loop=self.loop,
-                                            primary_mac=l2_primary_mac)
-        else:
-            self.transport = UdpPtpTransport(
-                interface,
-                event_port=event_port,
-                general_port=general_port,
-                on_event=self._on_event,
-                on_general=self._on_general,
-                loop=self.loop,
-                transport=transport,
-                udp6_scope=udp6_scope,
-            )
+        self.transport: PtpTransport = open_transport(
+            interface,
+            transport,
+            on_event=self._on_event,
+            on_general=self._on_general,
+            loop=self.loop,
+            event_port=event_port,
+            general_port=general_port,
+            udp6_scope=udp6_scope,
+            l2_primary_mac=l2_primary_mac,
+        )
         self._refresh_handle: asyncio.TimerHandle | None = None
         self.uds: UdsManagement | None = None
         if uds_path:
@@ -402,9 +489,7 @@ class PtpRunner:
     # -- I/O callbacks ---------------------------------------------------------------------
 
     def _src(self, r: Received) -> str | None:
-        if isinstance(self.transport, L2PtpTransport) or not r.addr:
-            return None
-        return str(r.addr[0])
+        return source_address(self.transport, r)
 
     def _on_event(self, r: Received) -> None:
         self.execute(self.port.handle_event_receive(r.data, r.rx_ns, _mono(), self._src(r)))

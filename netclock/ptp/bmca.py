@@ -1,5 +1,6 @@
 """Best master clock algorithm (IEEE 1588-2019 §9.3): data set comparison, foreign-master
-records with qualification, and the state decision algorithm. Pure; time is an argument.
+records with qualification, the acceptable master table (§17.6) and the state decision
+algorithm. Pure; time is an argument.
 """
 
 from __future__ import annotations
@@ -115,6 +116,50 @@ class ForeignMasterRecord:
         return sum(1 for t in self.arrivals if now - t < window_ns) >= FOREIGN_MASTER_THRESHOLD
 
 
+@dataclass(frozen=True, slots=True)
+class AcceptableMaster:
+    """One entry of the acceptable master table (IEEE 1588-2019 §17.6): the clockIdentity of a
+    foreign master port allowed as parent, and its portNumber (None: any port of that clock)."""
+
+    clock_identity: ClockIdentity
+    port_number: int | None = None
+
+    def matches(self, sender: PortIdentity) -> bool:
+        return sender.clock_identity == self.clock_identity and (
+            self.port_number is None or self.port_number == sender.port_number
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> AcceptableMaster:
+        """``001122.fffe.334455`` or ``001122.fffe.334455-1`` (the form pmc and ptp4l print);
+        the dots are optional. Raises ValueError naming the entry."""
+        ident, sep, port = text.strip().partition("-")
+        digits = ident.replace(".", "")
+        hex_ok = len(digits) == 16 and all(c in "0123456789abcdefABCDEF" for c in digits)
+        port_ok = not sep or (port.isascii() and port.isdigit() and int(port) <= 0xFFFF)
+        if not hex_ok or not port_ok:
+            raise ValueError(
+                f"{text!r} is not a clockIdentity (16 hex digits, e.g. 001122.fffe.334455) "
+                "optionally followed by -portNumber (0..65535)"
+            )
+        return cls(ClockIdentity(bytes.fromhex(digits)), int(port) if sep else None)
+
+    def __str__(self) -> str:
+        port = "" if self.port_number is None else f"-{self.port_number}"
+        return f"{self.clock_identity}{port}"
+
+
+def parse_acceptable_masters(text: str) -> tuple[AcceptableMaster, ...]:
+    """A whitespace- or comma-separated list of :meth:`AcceptableMaster.parse` entries."""
+    return tuple(AcceptableMaster.parse(w) for w in text.replace(",", " ").split())
+
+
+def acceptable(table: tuple[AcceptableMaster, ...], sender: PortIdentity) -> bool:
+    """§17.6: with a non-empty table only Announces from a listed sender port are qualified
+    for the BMCA; an empty table accepts every foreign master."""
+    return not table or any(e.matches(sender) for e in table)
+
+
 class ForeignMasterList:
     """Foreign-master records of one port, qualified and aged by the ``now`` passed in."""
 
@@ -153,6 +198,11 @@ class ForeignMasterList:
 
     def remove(self, sender: PortIdentity) -> None:
         self._records.pop(sender, None)
+
+    def retain_acceptable(self, table: tuple[AcceptableMaster, ...]) -> None:
+        """Drop the records of senders the acceptable master ``table`` does not list."""
+        for key in [k for k in self._records if not acceptable(table, k)]:
+            del self._records[key]
 
     def __len__(self) -> int:
         return len(self._records)

@@ -42,7 +42,14 @@ from netclock.ptp.actions import (
     TxContext,
     TxKind,
 )
-from netclock.ptp.bmca import ComparisonDataset, Decision, ForeignMasterList, state_decision
+from netclock.ptp.bmca import (
+    AcceptableMaster,
+    ComparisonDataset,
+    Decision,
+    ForeignMasterList,
+    acceptable,
+    state_decision,
+)
 from netclock.ptp.datasets import (
     CurrentDS,
     DefaultDS,
@@ -143,6 +150,9 @@ class PortConfig:
     unicast_masters: tuple[str, ...] = ()
     #: durationField of unicast transmission requests (s); renewed at half of it
     unicast_duration_s: int = 60
+    #: acceptable master table (§17.6): only Announces from these sender ports are qualified
+    #: for the BMCA (others are counted in ``not_acceptable`` and ignored). Empty = accept all.
+    acceptable_masters: tuple[AcceptableMaster, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +260,7 @@ class PtpPort:
             "pdelay_exchanges": 0,
             "pdelay_lost": 0,
             "pdelay_multiple_responders": 0,
+            "not_acceptable": 0,
         }
 
     # ------------------------------------------------------------------ data sets / observe
@@ -375,6 +386,7 @@ class PtpPort:
         """Change :class:`PortConfig` fields while running and re-run the BMCA."""
         self.config = replace(self.config, **changes)  # type: ignore[arg-type]
         self.foreign.log_announce_interval = self.config.log_announce_interval
+        self.foreign.retain_acceptable(self.config.acceptable_masters)
         if "time_properties" in changes and self.state in (PortState.MASTER,):
             self.time_properties = self.config.time_properties
         if self.state in (PortState.INITIALIZING, PortState.FAULTY, PortState.DISABLED):
@@ -537,6 +549,9 @@ class PtpPort:
     def _on_announce(self, msg: Announce, now: int) -> list[Action]:
         if msg.steps_removed >= 255:  # §9.3.2.5 d
             return self._drop()
+        if not acceptable(self.config.acceptable_masters, msg.header.source_port_identity):
+            self.counters["not_acceptable"] += 1  # §17.6: never a foreign master record
+            return []
         self.foreign.add(msg, now)
         if self._src is not None:
             self._addresses[msg.header.source_port_identity] = self._src

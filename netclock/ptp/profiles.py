@@ -1,4 +1,5 @@
-"""PTP profiles as data: one TOML document per profile (``deploy/profiles/*.toml``). Pure.
+"""PTP profiles as data: one TOML document per profile (``netclock/ptp/profile_data/*.toml``,
+shipped in the package; ``deploy/profiles/*.toml`` is the documented copy). Pure.
 
 A profile fixes the domain, message intervals, receipt timeout, delay mechanism, transport and
 TLVs of a port. :func:`load_profile` takes the TOML *text* (the CLI reads the file) and validates
@@ -163,5 +164,5 @@ def load_profile(text: str) -> Profile:
     return profile_from_dict(doc)
 
 
-#: the profiles shipped in deploy/profiles (file stem = profile name)
+#: the profiles shipped in netclock/ptp/profile_data (file stem = profile name)
 BUILTIN_PROFILES = ("default-e2e", "default-p2p", "smpte-2059-2", "aes67-media", "gptp")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from netclock.calibration import Calibration, WindowedCalibration
@@ -37,14 +37,8 @@ from netclock.discipline import Discipline, DisciplineConfig, SourceConfig
 from netclock.estimators import create_estimator
 from netclock.estimators.base import TwoWaySample
 from netclock.ntp.select import NtpClient
-from netclock.ntp.server import DisciplineState, NtpServer
-from netclock.ntp.source import Measured, NtpSource
-from netclock.ntp.source import Send as NtpSend
-from netclock.ntp.source import SetTimer as NtpSetTimer
+from netclock.ntp.source import NtpSource
 from netclock.ntp.source import SourceConfig as NtpSourceConfig
-from netclock.ptp.actions import Action, SendEvent, SendGeneral, TxContext
-from netclock.ptp.actions import CancelTimer as PtpCancel
-from netclock.ptp.actions import SetTimer as PtpSet
 from netclock.ptp.datasets import PortState, TimePropertiesDS
 from netclock.ptp.instance import PtpInstance
 from netclock.ptp.port import PortConfig
@@ -52,7 +46,8 @@ from netclock.ptp.wire import ClockIdentity, PortIdentity
 from netclock.sim.clock import ClockStep, SimClock
 from netclock.sim.link import Link, LinkSpec
 from netclock.sim.metrics import Metrics, compute_metrics
-from netclock.sim.network import CancelTimer, Send, SetTimer, SimAction, SimNetwork
+from netclock.sim.network import SimNetwork
+from netclock.sim.nodes import UNIX_BASE, NtpClientNode, NtpServerNode, PtpNode
 from netclock.sim.scenario import START_NS, Scenario, SpikeSpec, StepSpec, interval_ns
 from netclock.sim.scheduler import Scheduler
 from netclock.sim.twoway import run_twoway
@@ -323,63 +318,6 @@ def _holdover_check(
 # NTP harness: real client/server bytes, several servers, selection
 # =============================================================================================
 
-UNIX_BASE = 1_790_000_000 * NS
-
-
-class _NtpServerCore:
-    def __init__(self, offset_ns: int) -> None:
-        self.server = NtpServer(lambda m: m + UNIX_BASE + offset_ns, DisciplineState(stratum=1),
-                                rate_limit=None)
-
-    def start(self, now: int) -> Iterable[SimAction]:
-        return []
-
-    def on_receive(self, data: bytes, src: str, rx_ts: int, now: int) -> Iterable[SimAction]:
-        resp = self.server.respond(data, rx_ts, now, src)
-        if resp is None:
-            return []
-        return [Send(src, self.server.restamp(resp, now), ctx=resp.tx_token)]
-
-    def on_timer(self, timer: Hashable, now: int) -> Iterable[SimAction]:
-        return []
-
-    def on_tx_timestamp(self, ctx: Hashable, tx_ts: int, now: int) -> Iterable[SimAction]:
-        if isinstance(ctx, int):
-            self.server.handle_tx_timestamp(ctx, tx_ts)
-        return []
-
-
-class _NtpClientCore:
-    def __init__(self, sources: dict[str, NtpSource], client: NtpClient) -> None:
-        self.sources, self.client = sources, client
-
-    def _tr(self, name: str, actions: Iterable[object]) -> list[SimAction]:
-        out: list[SimAction] = []
-        for a in actions:
-            if isinstance(a, NtpSend):
-                out.append(Send(name, a.data, ctx=(name, a.request_id)))
-            elif isinstance(a, NtpSetTimer):
-                out.append(SetTimer(name, a.at_ns))
-            elif isinstance(a, Measured):
-                self.client.add_sample(name, a.sample)
-        return out
-
-    def start(self, now: int) -> Iterable[SimAction]:
-        return [x for n, s in self.sources.items() for x in self._tr(n, s.handle_timer(now))]
-
-    def on_receive(self, data: bytes, src: str, rx_ts: int, now: int) -> Iterable[SimAction]:
-        return self._tr(src, self.sources[src].handle_incoming(data, rx_ts, now))
-
-    def on_timer(self, timer: Hashable, now: int) -> Iterable[SimAction]:
-        assert isinstance(timer, str)
-        return self._tr(timer, self.sources[timer].handle_timer(now))
-
-    def on_tx_timestamp(self, ctx: Hashable, tx_ts: int, now: int) -> Iterable[SimAction]:
-        assert isinstance(ctx, tuple)
-        name, rid = ctx
-        return self._tr(name, self.sources[name].handle_tx_timestamp(rid, tx_ts))
-
-
 def _ntp(
     *,
     offsets_ns: tuple[int, ...] = (0,),
@@ -402,10 +340,10 @@ def _ntp(
                 for i, n in enumerate(names)}
         cal = WindowedCalibration(window_size=16, window_threshold=4, step_threshold_ns=200_000)
         client = NtpClient(cal, min_sources=min(len(names), 2))
-        net.add_node("client", cclock, _NtpClientCore(srcs, client))
+        net.add_node("client", cclock, NtpClientNode(srcs, client))
         spec = link or LinkSpec(base_ns=100 * US, jitter_ns=5 * US)
         for i, (n, off) in enumerate(zip(names, offsets_ns, strict=True)):
-            net.add_node(n, SimClock(), _NtpServerCore(off))
+            net.add_node(n, SimClock(), NtpServerNode(off))
             net.connect("client", n, Link(spec, random.Random(seed * 100 + i)))
             net.connect(n, "client", Link(spec, random.Random(seed * 100 + 50 + i)))
         net.start()
@@ -434,55 +372,6 @@ LEAP_UTC_S = 1_700_006_400
 TAI_UTC = 37
 
 
-class _PtpAdapter:
-    def __init__(self, name: str, peers: list[str], inst: PtpInstance) -> None:
-        self.name, self.peers, self.inst = name, peers, inst
-        self.up = True
-        #: (local time, time properties) to apply as the master's configuration, in order
-        self.tp_changes: list[tuple[int, TimePropertiesDS]] = []
-
-    def _tr(self, actions: list[Action]) -> list[SimAction]:
-        out: list[SimAction] = []
-        for a in actions:
-            if isinstance(a, SendEvent | SendGeneral) and not self.up:
-                continue
-            if isinstance(a, SendEvent):
-                out += [Send(p, a.data, ctx=(id(a.context), a.context) if i == 0 else None)
-                        for i, p in enumerate(self.peers)]
-            elif isinstance(a, SendGeneral):
-                out += [Send(p, a.data) for p in self.peers]
-            elif isinstance(a, PtpSet):
-                out.append(SetTimer(a.timer, a.at))
-            elif isinstance(a, PtpCancel):
-                out.append(CancelTimer(a.timer))
-        return out
-
-    def start(self, now: int) -> Iterable[SimAction]:
-        return self._tr(self.inst.start(now))
-
-    def on_receive(self, data: bytes, src: str, rx_ts: int, now: int) -> Iterable[SimAction]:
-        if not self.up:
-            return []
-        if data and data[0] & 0x0F < 8:
-            return self._tr(self.inst.handle_event_receive(data, rx_ts, now))
-        return self._tr(self.inst.handle_general_receive(data, now))
-
-    def on_timer(self, timer: Hashable, now: int) -> Iterable[SimAction]:
-        acts: list[Action] = []
-        while self.tp_changes and self.tp_changes[0][0] <= now:
-            _, tp = self.tp_changes.pop(0)
-            acts += self.inst.port.reconfigure(now, time_properties=tp)
-        return self._tr(acts + self.inst.handle_timer(timer, now))  # type: ignore[arg-type]
-
-    def on_tx_timestamp(self, ctx: Hashable, tx_ts: int, now: int) -> Iterable[SimAction]:
-        assert isinstance(ctx, tuple)
-        context = ctx[1]
-        assert isinstance(context, TxContext)
-        if context.used:
-            return []
-        return self._tr(self.inst.handle_send_timestamp(context, tx_ts, now))
-
-
 def _ptp_failover(kill_at_s: int = 20, duration_s: int = 45,
                   disagreement_ns: int = 1_000) -> Callable[[int], Series]:
     """A grandmaster, a backup (disagreeing by ``disagreement_ns``) and a slave; the GM goes
@@ -497,13 +386,13 @@ def _ptp_failover(kill_at_s: int = 20, duration_s: int = 45,
                 "backup": PortConfig(priority1=110, log_sync_interval=-3),
                 "s": PortConfig(slave_only=True, log_min_delay_req_interval=-3)}
         insts: dict[str, PtpInstance] = {}
-        adapters: dict[str, _PtpAdapter] = {}
+        adapters: dict[str, PtpNode] = {}
         clocks: dict[str, SimClock] = {}
         for i, n in enumerate(names):
             inst = PtpInstance(cfgs[n], PortIdentity(ClockIdentity(bytes([i + 1]) * 8), 1),
                                random.Random(seed * 7 + i))
             inst.port.set_time_source(Calibration(0, PTP_EPOCH))
-            insts[n], adapters[n] = inst, _PtpAdapter(n, [p for p in names if p != n], inst)
+            insts[n], adapters[n] = inst, PtpNode(n, [p for p in names if p != n], inst)
             clocks[n] = SimClock(offset_ns=disagreement_ns if n == "backup" else 0,
                                  freq_ppm=7.0 if n == "s" else 0.0,
                                  rng=random.Random(seed * 7 + i))
@@ -572,13 +461,13 @@ def _ptp_time_properties(*, leap: bool, duration_s: int = 90) -> Callable[[int],
         slave = PtpInstance(PortConfig(slave_only=True, log_min_delay_req_interval=-3),
                             PortIdentity(ClockIdentity(b"\x0b" * 8), 1),
                             random.Random(seed + 3))
-        mad = _PtpAdapter("m", ["s"], master)
+        mad = PtpNode("m", ["s"], master)
         new_off = TAI_UTC + 1 if leap else TAI_UTC - 1
         if leap:
             mad.tp_changes.append((30 * NS, replace(before, leap61=True)))
         mad.tp_changes.append((60 * NS, replace(before, current_utc_offset=new_off)))
         net.add_node("m", mclock, mad)
-        net.add_node("s", sclock, _PtpAdapter("s", ["m"], slave))
+        net.add_node("s", sclock, PtpNode("s", ["m"], slave))
         spec = LinkSpec(base_ns=50 * US, jitter_ns=500)
         net.connect("m", "s", Link(spec, random.Random(seed + 5)))
         net.connect("s", "m", Link(spec, random.Random(seed + 6)))

@@ -10,85 +10,20 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
 import pytest
 
 from netclock.calibration import WindowedCalibration
 from netclock.ntp.select import NtpClient
-from netclock.ntp.server import DisciplineState, NtpServer
-from netclock.ntp.source import Measured, NtpSource, SampleMode, SourceConfig
-from netclock.ntp.source import Send as NtpSend
-from netclock.ntp.source import SetTimer as NtpSetTimer
+from netclock.ntp.source import NtpSource, SourceConfig
 from netclock.sim.clock import ClockStep, SimClock
 from netclock.sim.link import LinkSpec, Spike, link_pair
-from netclock.sim.network import Send, SetTimer, SimAction, SimNetwork
+from netclock.sim.network import SimNetwork
+from netclock.sim.nodes import UNIX_BASE, NtpClientNode, NtpServerNode
 from netclock.sim.scheduler import Scheduler
 
 NS_PER_S = 1_000_000_000
-UNIX_BASE = 1_790_000_000 * NS_PER_S
-
-
-class ServerCore:
-    def __init__(self, clock_offset: int = 0) -> None:
-        self.server = NtpServer(lambda m: m + UNIX_BASE + clock_offset,
-                                DisciplineState(stratum=1), rate_limit=None)
-
-    def start(self, now: int) -> Iterable[SimAction]:
-        return []
-
-    def on_receive(self, data: bytes, src: str, rx_ts: int, now: int) -> Iterable[SimAction]:
-        resp = self.server.respond(data, rx_ts, now, src)
-        if resp is None:
-            return []
-        return [Send(src, self.server.restamp(resp, now), ctx=resp.tx_token)]
-
-    def on_timer(self, timer: Hashable, now: int) -> Iterable[SimAction]:
-        return []
-
-    def on_tx_timestamp(self, ctx: Hashable, tx_ts: int, now: int) -> Iterable[SimAction]:
-        assert isinstance(ctx, int)
-        self.server.handle_tx_timestamp(ctx, tx_ts)
-        return []
-
-
-@dataclass
-class ClientCore:
-    sources: dict[str, NtpSource]
-    client: NtpClient
-    fed: dict[str, int] = field(default_factory=dict)
-    interleaved: int = 0
-
-    def _tr(self, name: str, actions: Iterable[object]) -> list[SimAction]:
-        out: list[SimAction] = []
-        for a in actions:
-            if isinstance(a, NtpSend):
-                out.append(Send(name, a.data, ctx=(name, a.request_id)))
-            elif isinstance(a, NtpSetTimer):
-                out.append(SetTimer(name, a.at_ns))
-            elif isinstance(a, Measured):
-                self.interleaved += a.sample.mode == SampleMode.INTERLEAVED
-                upd = self.client.add_sample(name, a.sample)
-                self.fed[name] = self.fed.get(name, 0) + (upd.observation is not None)
-        return out
-
-    def start(self, now: int) -> Iterable[SimAction]:
-        return [x for n, s in self.sources.items() for x in self._tr(n, s.handle_timer(now))]
-
-    def on_receive(self, data: bytes, src: str, rx_ts: int, now: int) -> Iterable[SimAction]:
-        return self._tr(src, self.sources[src].handle_incoming(data, rx_ts, now))
-
-    def on_timer(self, timer: Hashable, now: int) -> Iterable[SimAction]:
-        assert isinstance(timer, str)
-        return self._tr(timer, self.sources[timer].handle_timer(now))
-
-    def on_tx_timestamp(self, ctx: Hashable, tx_ts: int, now: int) -> Iterable[SimAction]:
-        assert isinstance(ctx, tuple)
-        name, rid = ctx
-        return self._tr(name, self.sources[name].handle_tx_timestamp(rid, tx_ts))
-
-
 @dataclass(frozen=True)
 class Case:
     link: LinkSpec = field(default_factory=lambda: LinkSpec(base_ns=100_000, jitter_ns=5_000))
@@ -125,11 +60,11 @@ def run(case: Case, seed: int = 1) -> Outcome:
     }
     cal = WindowedCalibration(window_size=16, window_threshold=4, step_threshold_ns=200_000)
     # with several servers, wait for two before feeding (a lone falseticker cannot start it)
-    core = ClientCore(sources, NtpClient(cal, min_sources=min(len(names), 2)))
+    core = NtpClientNode(sources, NtpClient(cal, min_sources=min(len(names), 2)))
     net.add_node("client", client_clock, core)
     for i, (n, off) in enumerate(zip(names, case.server_offsets, strict=True)):
         steps = case.server_steps if i == 0 else ()
-        net.add_node(n, SimClock(steps=steps), ServerCore(off))
+        net.add_node(n, SimClock(steps=steps), NtpServerNode(off))
         fwd, rev = link_pair(case.link, case.link, case.asymmetry_ns,
                              random.Random(seed * 100 + i), random.Random(seed * 100 + 50 + i))
         net.connect("client", n, fwd)

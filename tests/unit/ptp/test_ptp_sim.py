@@ -10,69 +10,23 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 import pytest
 
 from netclock.calibration import Calibration
-from netclock.ptp.actions import Action, SendEvent, SendGeneral
-from netclock.ptp.actions import CancelTimer as PtpCancel
-from netclock.ptp.actions import SetTimer as PtpSet
 from netclock.ptp.datasets import DelayMechanism, PortState
 from netclock.ptp.instance import PtpInstance
 from netclock.ptp.port import PortConfig
 from netclock.ptp.wire import ClockIdentity, PortIdentity
 from netclock.sim.clock import ClockStep, SimClock
 from netclock.sim.link import LinkSpec, Spike, link_pair
-from netclock.sim.network import CancelTimer, Send, SetTimer, SimAction, SimNetwork
+from netclock.sim.network import SimNetwork
+from netclock.sim.nodes import PtpNode
 from netclock.sim.scheduler import Scheduler
 
 NS = 1_000_000_000
 EPOCH = 1_700_000_000 * NS
-
-
-class Adapter:
-    """SimCore for one PTP node: demultiplexes event/general by messageType."""
-
-    def __init__(self, name: str, peers: list[str], inst: PtpInstance) -> None:
-        self.name, self.peers, self.inst = name, peers, inst
-        self.up = True
-
-    def _tr(self, actions: list[Action]) -> Iterable[SimAction]:
-        out: list[SimAction] = []
-        for a in actions:
-            if isinstance(a, SendEvent | SendGeneral) and not self.up:
-                continue
-            if isinstance(a, SendEvent):
-                out += [Send(p, a.data, ctx=(id(a.context), a.context) if i == 0 else None)
-                        for i, p in enumerate(self.peers)]
-            elif isinstance(a, SendGeneral):
-                out += [Send(p, a.data) for p in self.peers]
-            elif isinstance(a, PtpSet):
-                out.append(SetTimer(a.timer, a.at))
-            elif isinstance(a, PtpCancel):
-                out.append(CancelTimer(a.timer))
-        return out
-
-    def start(self, now: int) -> Iterable[SimAction]:
-        return self._tr(self.inst.start(now))
-
-    def on_receive(self, data: bytes, src: str, rx_ts: int, now: int) -> Iterable[SimAction]:
-        if not self.up:
-            return []
-        if data and data[0] & 0x0F < 8:
-            return self._tr(self.inst.handle_event_receive(data, rx_ts, now))
-        return self._tr(self.inst.handle_general_receive(data, now))
-
-    def on_timer(self, timer: Hashable, now: int) -> Iterable[SimAction]:
-        return self._tr(self.inst.handle_timer(timer, now))  # type: ignore[arg-type]
-
-    def on_tx_timestamp(self, ctx: Hashable, tx_ts: int, now: int) -> Iterable[SimAction]:
-        _, context = ctx  # type: ignore[misc]
-        if context.used:  # one-step sends carry their own timestamp
-            return []
-        return self._tr(self.inst.handle_send_timestamp(context, tx_ts, now))
 
 
 @dataclass
@@ -115,8 +69,8 @@ def simulate(
                                    delay_mechanism=mech, two_step=two_step,
                                    log_min_pdelay_req_interval=log_sync),
                         PortIdentity(ClockIdentity(b"\x0b" * 8), 1), random.Random(seed + 3))
-    net.add_node("m", mclock, Adapter("m", ["s"], master))
-    net.add_node("s", sclock, Adapter("s", ["m"], slave))
+    net.add_node("m", mclock, PtpNode("m", ["s"], master))
+    net.add_node("s", sclock, PtpNode("s", ["m"], slave))
     spec = link or LinkSpec(base_ns=50_000)
     fwd, rev = link_pair(spec, spec, asymmetry_ns, random.Random(rng.random()),
                          random.Random(rng.random()))
@@ -203,7 +157,7 @@ def test_failover_to_backup_master() -> None:
                            random.Random(i))
         inst.port.set_time_source(Calibration(0, EPOCH))
         insts[n] = inst
-        adapters[n] = Adapter(n, [p for p in names if p != n], inst)
+        adapters[n] = PtpNode(n, [p for p in names if p != n], inst)
         net.add_node(n, SimClock(offset_ns=i * 1000, rng=random.Random(i)), adapters[n])
     for a in names:
         for b in names:
