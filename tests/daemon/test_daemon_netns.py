@@ -19,7 +19,7 @@ import pytest
 from netclock.observe import LockState, Timescale
 from netclock.platform.clockmap import ClockMap
 from netclock.platform.status_socket import StatusUnavailable, fetch_snapshot
-from tests.daemon.test_daemon_ptp import (
+from tests.support.daemons import (
     UTC_OFFSET_NS,
     daemon_config,
     daemon_log,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,31 +23,26 @@ from typing import Any
 
 import pytest
 
-from netclock.client import ClockUnavailable, SharedClock
 from netclock.observe import LockState, Timescale
 from netclock.platform.clockmap import ClockMap
 from netclock.platform.status_socket import StatusUnavailable, fetch_snapshot
+from tests.support.daemons import (
+    UTC_OFFSET_NS,
+    Lines,
+    daemon_config,
+    daemon_log,
+    errors_against,
+    open_clock,
+    ptp4l_offsets,
+    ptp_section,
+    start_daemon,
+    start_ptp4l,
+    wait_for,
+    wait_locked,
+)
 from tests.support.netns import Node, Topology, require_netns
 
 pytestmark = pytest.mark.interop
-
-UTC_OFFSET_NS = 37_000_000_000
-
-PTP4L_CFG = """[global]
-free_running 1
-time_stamping software
-logAnnounceInterval 0
-announceReceiptTimeout 3
-logSyncInterval {sync}
-logMinDelayReqInterval -2
-summary_interval {sync}
-use_syslog 0
-verbose 1
-priority1 {p1}
-freq_est_interval 0
-{extra}
-"""
-
 
 @pytest.fixture
 def topo() -> Iterator[Topology]:
@@ -57,96 +51,6 @@ def topo() -> Iterator[Topology]:
         pytest.skip("linuxptp (ptp4l) not installed")
     with Topology.bridge(2, subnet=211) as t:
         yield t
-
-
-def start_ptp4l(
-    node: Node, p1: int, tmp: Path, *, sync: int = -4, extra: str = ""
-) -> subprocess.Popen[str]:
-    cfg = tmp / f"ptp4l-{node.ns}.cfg"
-    cfg.write_text(PTP4L_CFG.format(p1=p1, sync=sync, extra=extra))
-    return node.popen(
-        ["ptp4l", "-f", str(cfg), "-i", node.ifname, "-4", "-S", "-m"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def daemon_config(tmp: Path, name: str, body: str) -> Path:
-    d = tmp / name
-    d.mkdir(exist_ok=True)
-    cfg = tmp / f"{name}.toml"
-    cfg.write_text(
-        body
-        + f"""
-[publish]
-shm-path = "{d}/clock.shm"
-[metrics]
-enabled = false
-"""
-    )
-    return cfg
-
-
-def ptp_section(role: str, *, sync: int = -4, extra: str = "") -> str:
-    return f"""
-[ptp]
-enabled = true
-interface = "eth0"
-role = "{role}"
-log-announce-interval = 0
-log-sync-interval = {sync}
-log-min-delay-req-interval = -2
-{extra}
-"""
-
-
-def start_daemon(node: Node, cfg: Path, *extra: str) -> subprocess.Popen[str]:
-    log = open(cfg.with_suffix(".log"), "w")  # noqa: SIM115 - closed with the test's tmp dir
-    return node.python(
-        ["-m", "netclock", "run", "--config", str(cfg), *extra],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def daemon_log(cfg: Path) -> str:
-    p = cfg.with_suffix(".log")
-    return p.read_text()[-3000:] if p.exists() else ""
-
-
-def open_clock(path: Path, timeout: float) -> SharedClock | None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            clk = SharedClock(path)
-            if clk.status().synchronized:
-                return clk
-            clk.close()
-        except ClockUnavailable:
-            pass
-        time.sleep(0.05)
-    return None
-
-
-def wait_locked(clk: SharedClock, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if clk.status().lock_state == LockState.LOCKED:
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def errors_against(clk: SharedClock, cmap: ClockMap, shift_ns: int, n: int = 20) -> list[int]:
-    """Published network time minus (CLOCK_REALTIME + shift) at the same MONOTONIC instant."""
-    out = []
-    for _ in range(n):
-        mono = time.monotonic_ns()
-        out.append(clk.to_network(mono) - (cmap.to_realtime(mono) + shift_ns))
-        time.sleep(0.05)
-    return out
 
 
 def kernel_tai_offset_ns() -> int:
@@ -214,36 +118,6 @@ def send_garbage(src_ip: str) -> None:
             s.sendto(data, ("224.0.1.129", port))
 
 
-def _ptp4l_offsets(lines: list[str]) -> list[int]:
-    return [
-        int(m.group(1)) for ln in list(lines) if (m := re.search(r"master offset\s+(-?\d+)", ln))
-    ]
-
-
-class Lines:
-    """A child's stdout, collected on a thread."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        import threading
-
-        self.lines: list[str] = []
-        assert proc.stdout is not None
-        out = proc.stdout
-        self._t = threading.Thread(
-            target=lambda: self.lines.extend(iter(out.readline, "")), daemon=True
-        )
-        self._t.start()
-
-
-def wait_for(pred: Any, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_daemon_grandmaster_ptp4l_slave(topo: Topology, tmp_path: Path) -> None:
     """`netclock run` grandmaster (reference + master-only) → ptp4l -S slave: offsets < 10 us."""
     a, b = topo.nodes
@@ -259,11 +133,11 @@ interval-s = 0.1
     uds = f"/tmp/ptp4l-{b.ns}"
     lines = Lines(start_ptp4l(b, 200, tmp_path, sync=-4, extra=f"slaveOnly 1\nuds_address {uds}"))
     # a free_running ptp4l prints one offset per second (freq_est_interval 0 → 1 s)
-    assert wait_for(lambda: len(_ptp4l_offsets(lines.lines)) >= 8, 18.0), (
+    assert wait_for(lambda: len(ptp4l_offsets(lines.lines)) >= 8, 18.0), (
         lines.lines[-10:],
         daemon_log(cfg),
     )
-    tail = _ptp4l_offsets(lines.lines)[2:]
+    tail = ptp4l_offsets(lines.lines)[2:]
     assert abs(sum(tail) / len(tail)) < 10_000, tail
     assert wait_locked(clk, 5.0), daemon_log(cfg)
     # the grandmaster announces the discipline's quality: LOCKED → clockClass 6, PTP timescale
@@ -333,9 +207,9 @@ def test_role_auto_follows_better_master_then_takes_over(tmp_path: Path) -> None
         n0.stop(gm)
         assert wait_for(lambda: port_state() == "master", 10.0), daemon_log(cfg)
         assert wait_for(lambda: gm_seen_by_slave() == own, 8.0), (gm_seen_by_slave(), own)
-        n_before = len(_ptp4l_offsets(lines.lines))
-        assert wait_for(lambda: len(_ptp4l_offsets(lines.lines)) >= n_before + 5, 10.0)
-        tail = _ptp4l_offsets(lines.lines)[n_before + 2 :]
+        n_before = len(ptp4l_offsets(lines.lines))
+        assert wait_for(lambda: len(ptp4l_offsets(lines.lines)) >= n_before + 5, 10.0)
+        tail = ptp4l_offsets(lines.lines)[n_before + 2 :]
         # held-over time: the rate fitted over a few seconds drifts by some µs per second
         assert abs(sum(tail) / len(tail)) < 100_000, tail
         # it serves its held-over time, in the timescale it learnt (ARB, like ptp4l's)

@@ -7,35 +7,21 @@ All namespaces share one system clock, so the true offset between nodes is 0 and
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.daemons import Lines, wait_for
+from tests.support.daemons import start_ptp4l as support_start_ptp4l
 from tests.support.netns import Node, Topology, require_netns
 
 pytestmark = pytest.mark.interop
-
-PTP4L_BASE = """[global]
-free_running 1
-time_stamping software
-logAnnounceInterval 0
-announceReceiptTimeout 3
-logSyncInterval {sync}
-logMinDelayReqInterval -2
-summary_interval {sync}
-use_syslog 0
-verbose 1
-priority1 {p1}
-freq_est_interval 0
-{extra}
-"""
 
 
 @pytest.fixture
@@ -49,33 +35,9 @@ def topo() -> Any:
 
 def start_ptp4l(node: Node, p1: int, *, sync: int = -2, extra: str = "",
                 uds: str = "") -> subprocess.Popen[str]:
-    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as f:
-        f.write(PTP4L_BASE.format(p1=p1, sync=sync, extra=extra))
-        if uds:
-            f.write(f"uds_address {uds}\n")
-    return node.popen(["ptp4l", "-f", f.name, "-i", node.ifname, "-4", "-S", "-m"],
-                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-class Lines:
-    """Collects a child's stdout lines on a thread."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        assert proc.stdout is not None
-        out = proc.stdout
-        self._t = threading.Thread(target=lambda: self.lines.extend(iter(out.readline, "")),
-                                   daemon=True)
-        self._t.start()
-
-    def json(self) -> list[dict[str, Any]]:
-        out = []
-        for ln in list(self.lines):
-            try:
-                out.append(json.loads(ln))
-            except ValueError:
-                continue
-        return out
+    tmp = Path(tempfile.mkdtemp(prefix="ptp4l-"))
+    return support_start_ptp4l(node, p1, tmp, sync=sync,
+                               extra=extra + (f"\nuds_address {uds}" if uds else ""))
 
 
 def start_netclock(node: Node, role: str, *args: str) -> tuple[subprocess.Popen[str], Lines]:
@@ -83,15 +45,6 @@ def start_netclock(node: Node, role: str, *args: str) -> tuple[subprocess.Popen[
                         "--log-announce-interval", "0", "--log-min-delay-req-interval", "-2",
                         *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return proc, Lines(proc)
-
-
-def wait_for(pred: Any, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def pmc(node: Node, uds: str, what: str) -> str:

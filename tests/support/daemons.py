@@ -1,0 +1,175 @@
+"""Starting and watching daemons in test namespaces: ptp4l and `netclock run`.
+
+Everything started here is a direct child (PID 1 does not reap orphans): the caller's
+:class:`~tests.support.netns.Topology` stops it by PID and waits for it. Every ptp4l runs with
+``free_running 1`` and software stamps, so no clock is ever touched; all namespaces share one
+system clock, so the truth at a CLOCK_MONOTONIC instant is CLOCK_REALTIME (+ a known shift).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from netclock.client import ClockUnavailable, SharedClock
+from netclock.observe import LockState
+from netclock.platform.clockmap import ClockMap
+from tests.support.netns import Node
+
+#: TAI - UTC announced by a netclock grandmaster whose reference is CLOCK_REALTIME
+UTC_OFFSET_NS = 37_000_000_000
+
+PTP4L_CFG = """[global]
+free_running 1
+time_stamping software
+logAnnounceInterval 0
+announceReceiptTimeout 3
+logSyncInterval {sync}
+logMinDelayReqInterval -2
+summary_interval {sync}
+use_syslog 0
+verbose 1
+priority1 {p1}
+freq_est_interval 0
+{extra}
+"""
+
+
+def start_ptp4l(
+    node: Node,
+    p1: int,
+    tmp: Path,
+    *,
+    sync: int = -4,
+    extra: str = "",
+    flags: tuple[str, ...] = ("-4", "-S"),
+) -> subprocess.Popen[str]:
+    """ptp4l on ``node``'s interface (UDPv4, software stamps unless ``flags`` say otherwise),
+    stdout piped (wrap it in :class:`Lines` to read it)."""
+    cfg = tmp / f"ptp4l-{node.ns}-{p1}.cfg"
+    cfg.write_text(PTP4L_CFG.format(p1=p1, sync=sync, extra=extra))
+    return node.popen(
+        ["ptp4l", "-f", str(cfg), "-i", node.ifname, *flags, "-m"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+class Lines:
+    """A child's stdout lines, collected on a thread."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stdout is not None
+        out = proc.stdout
+        self._t = threading.Thread(
+            target=lambda: self.lines.extend(iter(out.readline, "")), daemon=True
+        )
+        self._t.start()
+
+    def json(self) -> list[dict[str, Any]]:
+        out = []
+        for ln in list(self.lines):
+            try:
+                out.append(json.loads(ln))
+            except ValueError:
+                continue
+        return out
+
+
+def ptp4l_offsets(lines: list[str]) -> list[int]:
+    """The ``master offset`` figures of ptp4l's summary lines, in ns."""
+    return [
+        int(m.group(1)) for ln in list(lines) if (m := re.search(r"master offset\s+(-?\d+)", ln))
+    ]
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, step: float = 0.2) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def daemon_config(tmp: Path, name: str, body: str) -> Path:
+    """``tmp/name.toml``: ``body`` plus shared memory in ``tmp/name/`` and metrics off."""
+    d = tmp / name
+    d.mkdir(exist_ok=True)
+    cfg = tmp / f"{name}.toml"
+    cfg.write_text(
+        body
+        + f"""
+[publish]
+shm-path = "{d}/clock.shm"
+[metrics]
+enabled = false
+"""
+    )
+    return cfg
+
+
+def ptp_section(role: str, *, sync: int = -4, extra: str = "") -> str:
+    return f"""
+[ptp]
+enabled = true
+interface = "eth0"
+role = "{role}"
+log-announce-interval = 0
+log-sync-interval = {sync}
+log-min-delay-req-interval = -2
+{extra}
+"""
+
+
+def start_daemon(node: Node, cfg: Path, *extra: str) -> subprocess.Popen[str]:
+    """`netclock run --config cfg` in ``node``'s namespace, its output in ``cfg``.log."""
+    log = open(cfg.with_suffix(".log"), "w")  # noqa: SIM115 - closed with the test's tmp dir
+    return node.python(
+        ["-m", "netclock", "run", "--config", str(cfg), *extra],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def daemon_log(cfg: Path) -> str:
+    p = cfg.with_suffix(".log")
+    return p.read_text()[-3000:] if p.exists() else ""
+
+
+def open_clock(path: Path, timeout: float) -> SharedClock | None:
+    """The shared clock at ``path`` once it is synchronized, or ``None`` after ``timeout``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            clk = SharedClock(path)
+            if clk.status().synchronized:
+                return clk
+            clk.close()
+        except ClockUnavailable:
+            pass
+        time.sleep(0.05)
+    return None
+
+
+def wait_locked(clk: SharedClock, timeout: float) -> bool:
+    return wait_for(lambda: clk.status().lock_state == LockState.LOCKED, timeout, 0.1)
+
+
+def errors_against(clk: SharedClock, cmap: ClockMap, shift_ns: int, n: int = 20) -> list[int]:
+    """Published network time minus (CLOCK_REALTIME + shift) at the same MONOTONIC instant."""
+    out = []
+    for _ in range(n):
+        mono = time.monotonic_ns()
+        out.append(clk.to_network(mono) - (cmap.to_realtime(mono) + shift_ns))
+        time.sleep(0.05)
+    return out
