@@ -36,6 +36,7 @@ __all__ = [
     "MetricsSection",
     "NtpSection",
     "NtpServer",
+    "PtpExtraDomain",
     "PtpSection",
     "PublishSection",
     "ReferenceSection",
@@ -214,6 +215,16 @@ class ClockSection:
 
 
 @dataclass(frozen=True, slots=True)
+class PtpExtraDomain:
+    """Each table is one more PTP domain followed (and, with role auto, served) by the port."""
+
+    domain: int = knob(0, "PTP domainNumber.", min=0, max=255, example="1", required=True)
+    source_priority: int = knob(
+        2, "Source priority of this domain for failover (lower is preferred).", min=0, max=255
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PtpSection:
     """IEEE 1588 PTP: the domain followed (and served), port intervals, dataset values."""
 
@@ -270,6 +281,31 @@ class PtpSection:
     source_priority: int = knob(
         1, "Source priority for failover (lower is preferred).", min=0, max=255
     )
+    profile: str = knob(
+        "",
+        "PTP profile: a built-in name (default-e2e, default-p2p, smpte-2059-2, aes67-media, "
+        "gptp) or a TOML file. It sets the domain, intervals, delay mechanism, transport and "
+        "TLVs; a [ptp] key set to anything but its default overrides the profile's value. "
+        "Empty: the keys below as they are (the default E2E profile).",
+        example="smpte-2059-2",
+    )
+    log_min_pdelay_req_interval: int = knob(
+        0, "log2 seconds between Pdelay_Req messages (delay-mechanism p2p).", min=-7, max=7
+    )
+    udp6_scope: int = knob(
+        14,
+        "IPv6 multicast scope of the udpv6 transport: messages go to FF0X::181 with X this "
+        "nibble (14 = 0xE, global; 2 = link-local).",
+        min=0,
+        max=15,
+    )
+    extra_domains: tuple[PtpExtraDomain, ...] = table_list(
+        PtpExtraDomain,
+        "More domains to follow on the same interface, one [[ptp.extra-domain]] table each. "
+        "Each is a source of its own (ptp:IFACE:DOMAIN) in the failover by source priority: "
+        "the configured priorities choose the domain that drives the main time.",
+        key="extra-domain",
+    )
     acceptable_masters: str = knob(
         "",
         "Acceptable master table (IEEE 1588 17.6, like ptp4l's acceptable_master_list): "
@@ -291,6 +327,13 @@ class NtpServer:
     iburst: bool = knob(True, "Send a burst of requests at start for a fast first fit.")
     xleave: bool = knob(False, "Use interleaved mode (accurate server transmit stamps).")
     priority: int = knob(2, "Source priority for failover (lower is preferred).", min=0, max=255)
+    key: int = knob(
+        0,
+        "Id of the [ntp] keys-file key that signs requests; only answers whose MAC verifies "
+        "under it are used. 0: unauthenticated.",
+        min=0,
+        max=0xFFFFFFFF,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +357,35 @@ class NtpSection:
     )
     rate_limit_burst: int = knob(
         16, "Requests a client may send in a burst above the rate limit.", min=1, max=4096
+    )
+    allow: str = knob(
+        "",
+        "NTP server access control, like chrony's allow: subnets (CIDR; a bare address is one "
+        "host) separated by spaces or commas. The most specific allow/deny subnet containing "
+        "the client decides (deny wins a tie). Once any subnet is allowed, clients outside "
+        "every rule are denied; empty allows all not denied.",
+        example="192.0.2.0/24 2001:db8::/32",
+    )
+    deny: str = knob(
+        "",
+        "Subnets whose requests the NTP server drops (or answers with KoD DENY, see deny-kod); "
+        "a more specific allow subnet inside one re-allows its clients.",
+        example="192.0.2.128/25",
+    )
+    keys_file: str = knob(
+        "",
+        "Symmetric keys (chrony's keyfile format: ID TYPE HEX:...), for [[ntp.server]] key and "
+        "for answering signed requests. Refused unless owned by the daemon's user or root and "
+        "mode 0600 (or 0640 owned by root with the daemon's group). Empty: no authentication.",
+        example="/etc/netclock/ntp.keys",
+    )
+    require_auth: bool = knob(
+        False, "With keys-file: the NTP server drops requests without a valid MAC."
+    )
+    deny_kod: bool = knob(
+        False,
+        "Answer denied clients with a KoD DENY (at most one per second per client, like ntpd's "
+        "restrict kod) instead of dropping their requests silently.",
     )
 
 
@@ -659,7 +731,34 @@ def _cross_checks(cfg: Config, issues: list[ConfigIssue]) -> None:
                     f"ntp.server[{i}].maxpoll = {s.maxpoll}",
                 )
             )
+    n = cfg.ntp
+    for i, srv in enumerate(n.servers):
+        if srv.key and not n.keys_file:
+            issues.append(
+                ConfigIssue(
+                    f"ntp.server[{i}].key",
+                    f"ntp.server[{i}].key = {srv.key} needs ntp.keys-file",
+                )
+            )
+    if n.allow or n.deny:
+        from netclock.ntp.server import AccessControl
+
+        for key, text in (("allow", n.allow), ("deny", n.deny)):
+            try:
+                AccessControl.parse(text)
+            except ValueError as e:
+                issues.append(ConfigIssue(f"ntp.{key}", f"ntp.{key}: {e}"))
     p = cfg.ptp
+    seen = {p.domain}
+    for i, d in enumerate(p.extra_domains):
+        if d.domain in seen:
+            issues.append(
+                ConfigIssue(
+                    f"ptp.extra-domain[{i}].domain",
+                    f"ptp.extra-domain[{i}].domain = {d.domain} is already followed",
+                )
+            )
+        seen.add(d.domain)
     if p.acceptable_masters:
         from netclock.ptp.bmca import parse_acceptable_masters
 

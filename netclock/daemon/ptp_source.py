@@ -1,7 +1,15 @@
-"""The daemon's PTP port: one ordinary-clock port of ``[ptp]`` as a source of the Agent.
+"""The daemon's PTP port: one ordinary-clock port of ``[ptp]``, one source of the Agent per domain.
 
-The sans-IO :class:`~netclock.ptp.port.PtpPort` runs on a
-:class:`~netclock.platform.ptp_transport.UdpPtpTransport` inside the agent's asyncio loop:
+``[ptp]`` describes a profile (:func:`effective_profile`: ``ptp.profile``, a built-in name or a
+file as ``netclock ptp --profile``, under the [ptp] keys set to non-default values): any
+transport (udpv4, udpv6, l2), delay mechanism (E2E, P2P) and profile TLVs the CLI runs, opened
+by the same :func:`~netclock.platform.ptp_transport.open_transport`. :class:`PtpSource` runs one
+:class:`PtpDomainSource` for the primary domain and one per ``[[ptp.extra-domain]]``; each is a
+source ``ptp:IFACE:DOMAIN`` with its own priority, so the discipline's failover by priority
+selects the domain that drives the main time.
+
+In each, the sans-IO :class:`~netclock.ptp.port.PtpPort` runs on its transport inside the
+agent's asyncio loop:
 received datagrams go to ``handle_*``, the returned actions are executed here (sends, timers via
 ``loop.call_later``, state changes), and every :class:`Measurement` passes the
 delay gate and, of each group of Syncs spanning ~0.25 s, only the least queued one becomes an
@@ -34,16 +42,21 @@ import asyncio
 import contextlib
 import logging
 import random
-import socket
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
 from netclock.calibration import Calibration
 from netclock.discipline import CLOCK_CLASS
 from netclock.ntp.wire import Leap
 from netclock.observe import Timescale
-from netclock.platform.ptp_transport import PortTimers, UdpPtpTransport
+from netclock.platform.ptp_transport import (
+    PortTimers,
+    PtpTransport,
+    find_profile,
+    open_transport,
+    source_address,
+)
 from netclock.platform.timestamping import Received, Stamp
 from netclock.ptp.actions import (
     Action,
@@ -58,10 +71,12 @@ from netclock.ptp.actions import (
 from netclock.ptp.bmca import parse_acceptable_masters
 from netclock.ptp.datasets import PortState, TimePropertiesDS
 from netclock.ptp.port import PortConfig, PtpPort
+from netclock.ptp.profiles import Profile
 from netclock.ptp.wire import ClockIdentity, ClockQuality, PortIdentity
 from netclock.time import NS_PER_S
 
 if TYPE_CHECKING:
+    from netclock.config import PtpSection
     from netclock.daemon.agent import Agent, _SourceInfo
 
 log = logging.getLogger("netclock")
@@ -89,6 +104,44 @@ MAX_DELAY_NS = 100_000_000
 #: Syncs grouped per observation: about this much time's worth (1 below 4 Hz)
 GROUP_SPAN_NS = 250_000_000
 STAMP_ERROR_NS = {"hardware": 20, "kernel": 100, "user": 2_000}
+
+
+#: [ptp] keys a profile sets too: config attribute → Profile field
+PROFILE_KEYS = {
+    "domain": "domain_number",
+    "transport": "transport",
+    "delay_mechanism": "delay_mechanism",
+    "log_announce_interval": "log_announce_interval",
+    "log_sync_interval": "log_sync_interval",
+    "log_min_delay_req_interval": "log_min_delay_req_interval",
+    "log_min_pdelay_req_interval": "log_min_pdelay_req_interval",
+    "announce_receipt_timeout": "announce_receipt_timeout",
+    "priority1": "priority1",
+    "priority2": "priority2",
+    "clock_class": "clock_class",
+    "udp6_scope": "udp6_scope",
+}
+
+
+def effective_profile(c: PtpSection) -> Profile:
+    """The profile ``[ptp]`` describes: ``ptp.profile`` (a name or file, as ``netclock ptp
+    --profile``) with every [ptp] key of PROFILE_KEYS that is set to anything but its default on
+    top; without a profile, the [ptp] keys as they are over the default E2E profile. Raises
+    ValueError naming a profile that cannot be found or is invalid."""
+    from netclock.config import PtpSection
+
+    base = find_profile(c.profile) if c.profile else Profile(name="config")
+    defaults = {f.name: f.default for f in fields(PtpSection)}
+    changes: dict[str, Any] = {}
+    for key, attr in PROFILE_KEYS.items():
+        value = getattr(c, key)
+        if c.profile and value == defaults[key]:
+            continue
+        changes[attr] = value.upper() if key == "delay_mechanism" else value
+    try:
+        return replace(base, **changes)
+    except TypeError as exc:  # pragma: no cover - PROFILE_KEYS names Profile fields
+        raise ValueError(f"ptp.profile: {exc}") from exc
 
 
 def message_type(data: bytes) -> str:
@@ -119,30 +172,39 @@ def interface_mac(interface: str) -> bytes | None:
     return mac if len(mac) == 6 and any(mac) else None
 
 
-class PtpSource:
-    """The ``[ptp]`` port of one agent (see the module docstring)."""
+class PtpDomainSource:
+    """One domain of the ``[ptp]`` port: one PtpPort on its own transport, one source of the
+    agent (see the module docstring)."""
 
-    def __init__(self, agent: Agent, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        profile: Profile,
+        *,
+        interface: str,
+        identity: PortIdentity,
+        priority: int,
+        rng: random.Random,
+        group: PtpSource | None = None,
+    ) -> None:
         from netclock.daemon.agent import _SourceInfo
 
         self.agent = agent
         c = agent.cfg.ptp
         self.cfg = c
-        if c.transport != "udpv4":
-            raise ValueError(f"ptp.transport = {c.transport!r} is not supported by the daemon yet")
-        if c.delay_mechanism != "e2e":
-            raise ValueError(
-                f"ptp.delay-mechanism = {c.delay_mechanism!r} is not supported by the daemon yet"
-            )
-        self.interface = c.interface or default_route_interface()
-        self.name = f"ptp:{self.interface}:{c.domain}"
-        self.rng = rng or agent.rng
-        mac = interface_mac(self.interface) or bytes([0x02]) + self.rng.randbytes(5)
-        self.identity = PortIdentity(ClockIdentity.from_mac(mac), 1)
+        self.profile = profile
+        self.group = group
+        self.domain = profile.domain_number
+        self.interface = interface
+        self.name = f"ptp:{self.interface}:{self.domain}"
+        self.rng = rng
+        self.identity = identity
         ref = agent.cfg.reference
         #: observe UTC instead of TAI (another source of the agent is UTC)
         self.utc_mode = bool(agent.cfg.ntp.servers) or (ref.enabled and ref.timescale == "utc")
-        self.follow_quality = c.clock_class == DEFAULT_CLOCK_CLASS and c.role != "slave-only"
+        self.follow_quality = (
+            profile.clock_class == DEFAULT_CLOCK_CLASS and c.role != "slave-only"
+        )
         self._quality = self._own_quality(DEFAULT_CLOCK_CLASS)
         self._tprops = TimePropertiesDS(
             current_utc_offset=DEFAULT_UTC_OFFSET_S, current_utc_offset_valid=True
@@ -156,12 +218,12 @@ class PtpSource:
         self.info = _SourceInfo(
             self.name,
             "ptp",
-            c.source_priority,
+            priority,
             identity="",
             timescale=Timescale.UTC if self.utc_mode else Timescale.TAI,
         )
         self.info.state = "initializing"
-        self.transport: UdpPtpTransport | None = None
+        self.transport: PtpTransport | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.timers: PortTimers | None = None
         self._refresh: asyncio.TimerHandle | None = None
@@ -178,23 +240,16 @@ class PtpSource:
         c = self.cfg
         if c.role == "slave-only":
             clock_class = 255
-        elif c.clock_class != DEFAULT_CLOCK_CLASS:
-            clock_class = c.clock_class
+        elif self.profile.clock_class != DEFAULT_CLOCK_CLASS:
+            clock_class = self.profile.clock_class
         return ClockQuality(clock_class, c.clock_accuracy, c.offset_scaled_log_variance)
 
     def _port_config(self) -> PortConfig:
         c = self.cfg
-        return PortConfig(
-            domain_number=c.domain,
-            priority1=c.priority1,
-            priority2=c.priority2,
+        return self.profile.port_config(
             clock_quality=self._quality,
             slave_only=c.role == "slave-only",
             master_only=c.role == "master-only",
-            log_announce_interval=c.log_announce_interval,
-            log_sync_interval=c.log_sync_interval,
-            log_min_delay_req_interval=c.log_min_delay_req_interval,
-            announce_receipt_timeout=c.announce_receipt_timeout,
             time_properties=self._tprops,
             acceptable_masters=parse_acceptable_masters(c.acceptable_masters),
         )
@@ -207,16 +262,26 @@ class PtpSource:
         self.timers = PortTimers(self.loop, self._fire)
         self.agent._add_source(self.info)
         stamping = self.cfg.timestamping != "user"
+        prof = self.profile
         try:
-            self.transport = UdpPtpTransport(
+            self.transport = open_transport(
                 self.interface,
+                prof.transport,
                 event_port=self.cfg.event_port,
                 general_port=self.cfg.general_port,
                 on_event=self._on_event,
                 on_general=self._on_general,
                 loop=self.loop,
                 timestamping=stamping,
+                udp6_scope=prof.udp6_scope,
+                l2_primary_mac=prof.l2_primary_mac,
+                ttl=self.cfg.ttl,
             )
+        except PermissionError as e:
+            if prof.transport == "l2":
+                raise  # L2NeedsCapNetRawError names CAP_NET_RAW
+            port = min(self.cfg.event_port, self.cfg.general_port)
+            raise bind_error("PTP", port, e) from e
         except OSError as e:
             port = min(self.cfg.event_port, self.cfg.general_port)
             raise bind_error("PTP", port, e) from e
@@ -225,19 +290,22 @@ class PtpSource:
             self.transport.close()
             raise OSError(f"ptp.timestamping = kernel, but the socket gives {mode} stamps")
         self.info.stamp_source = mode
-        if self.cfg.ttl != 1:
-            for s in (self.transport.event.sock, self.transport.general.sock):
-                with contextlib.suppress(OSError):
-                    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, self.cfg.ttl)
         self._refresh_master()
         self._execute(self.port.start(_mono()))
+        where = (
+            f"ports {self.cfg.event_port}/{self.cfg.general_port}"
+            if prof.transport != "l2"
+            else f"to {prof.l2_primary_mac}"
+        )
         log.info(
-            "PTP source %s (role %s, priority %d, ports %d/%d, %s stamps, identity %s)",
+            "PTP source %s (profile %s, %s %s %s, role %s, priority %d, %s stamps, identity %s)",
             self.name,
+            prof.name,
+            prof.transport,
+            prof.delay_mechanism,
+            where,
             self.cfg.role,
-            self.cfg.source_priority,
-            self.cfg.event_port,
-            self.cfg.general_port,
+            self.info.priority,
             mode,
             self.identity.clock_identity,
         )
@@ -258,14 +326,18 @@ class PtpSource:
         c[1] += tx
         c[2] += bad
 
-    def _deliver(self, data: bytes, handler: Any, *args: int) -> None:
+    def _deliver(self, data: bytes, handler: Any, *args: Any) -> None:
         if self._stopped:
+            return
+        if len(data) > 4 and data[4] != self.domain and self.group is not None:
+            # another domain's message, on a socket every domain of the port shares a group
+            # with: that domain's source counts it
             return
         kind = message_type(data)
         before = self.port.counters["parse_errors"]
         rejected_before = self.port.counters["not_acceptable"]
         try:
-            actions = handler(data, *args, _mono())
+            actions = handler(data, *args)
         except Exception:  # a peer's packet must never stop the daemon
             self.errors += 1
             log.exception("%s: dropped a %s message that broke the port", self.name, kind)
@@ -278,10 +350,14 @@ class PtpSource:
         self._execute(actions)
 
     def _on_event(self, r: Received) -> None:
-        self._deliver(r.data, self.port.handle_event_receive, r.rx_ns)
+        assert self.transport is not None
+        src = source_address(self.transport, r)
+        self._deliver(r.data, self.port.handle_event_receive, r.rx_ns, _mono(), src)
 
     def _on_general(self, r: Received) -> None:
-        self._deliver(r.data, self.port.handle_general_receive)
+        assert self.transport is not None
+        src = source_address(self.transport, r)
+        self._deliver(r.data, self.port.handle_general_receive, _mono(), src)
         if message_type(r.data) == "announce":
             self._update_parent()
 
@@ -299,7 +375,7 @@ class PtpSource:
             elif isinstance(a, SendGeneral):
                 self._count(message_type(a.data), tx=1)
                 with contextlib.suppress(OSError):
-                    self.transport.send_general(a.data)
+                    self.transport.send_general(a.data, a.dest)
             elif isinstance(a, SetTimer):
                 self.timers.set(a.timer, a.at)
             elif isinstance(a, CancelTimer):
@@ -327,7 +403,7 @@ class PtpSource:
             self._execute(self.port.handle_send_timestamp(ctx, stamp.ns, _mono()))
 
         with contextlib.suppress(OSError):
-            self.transport.send_event(a.data, done)
+            self.transport.send_event(a.data, done, a.dest)
 
     # -- slave side ----------------------------------------------------------------------------
     def _measurement(self, m: Measurement) -> None:
@@ -455,11 +531,15 @@ class PtpSource:
                 ptp_timescale=ts != Timescale.ARB,
             )
             # Only time from an independent source (reference, NTP) makes this clock a
-            # better grandmaster. Time learnt from this very port (followed or held over) keeps
-            # the default 248, as ptp4l does: with a class <= 127 the BMCA would make the port
-            # PASSIVE instead of SLAVE, and it could never follow its master again.
+            # better grandmaster. Time learnt from this very port, in any of its domains
+            # (followed or held over), keeps the default 248, as ptp4l does: with a class
+            # <= 127 the BMCA would make the port PASSIVE instead of SLAVE, and it could never
+            # follow its master again.
+            own = self.group.infos() if self.group is not None else [self.info]
             cls = DEFAULT_CLOCK_CLASS
-            if self.agent.discipline.published is not None and info not in (None, self.info):
+            if self.agent.discipline.published is not None and info is not None and all(
+                info is not o for o in own
+            ):
                 cls = CLOCK_CLASS[self.agent.discipline.quality(now)]
             quality = self._own_quality(cls) if self.follow_quality else self._quality
             changes: dict[str, object] = {}
@@ -477,8 +557,97 @@ class PtpSource:
         self._refresh = self.loop.call_later(1.0, self._refresh_master)
 
 
+class PtpSource:
+    """The agent's ``[ptp]`` port: one :class:`PtpDomainSource` for the profile's (or
+    ``ptp.domain``'s) domain and one for each ``[[ptp.extra-domain]]``, all with the same
+    clockIdentity on the same interface and transport. Each domain is a source of the agent
+    with its own priority, so the discipline's failover by priority is the selector of the
+    domain that drives the main time (lower ``source-priority`` first; the next one when the
+    preferred domain's master falls silent for ``holdover.source-timeout-s``)."""
+
+    def __init__(self, agent: Agent, rng: random.Random | None = None) -> None:
+        c = agent.cfg.ptp
+        self.agent = agent
+        self.profile = effective_profile(c)
+        self.interface = c.interface or default_route_interface()
+        rng = rng or agent.rng
+        mac = interface_mac(self.interface) or bytes([0x02]) + rng.randbytes(5)
+        identity = PortIdentity(ClockIdentity.from_mac(mac), 1)
+        domains = [(self.profile.domain_number, c.source_priority)]
+        for extra in c.extra_domains:
+            if extra.domain in (d for d, _ in domains):
+                raise ValueError(
+                    f"ptp.extra-domain: domain {extra.domain} is already followed "
+                    f"(profile {self.profile.name!r} sets domain {self.profile.domain_number})"
+                )
+            domains.append((extra.domain, extra.source_priority))
+        self.sources = [
+            PtpDomainSource(
+                agent,
+                replace(self.profile, domain_number=d),
+                interface=self.interface,
+                identity=identity,
+                priority=prio,
+                rng=rng,
+                group=self if len(domains) > 1 else None,
+            )
+            for d, prio in domains
+        ]
+        self._refresh: asyncio.TimerHandle | None = None
+
+    @property
+    def primary(self) -> PtpDomainSource:
+        return self.sources[0]
+
+    @property
+    def port(self) -> PtpPort:
+        """The primary domain's port."""
+        return self.primary.port
+
+    def infos(self) -> list[_SourceInfo]:
+        return [s.info for s in self.sources]
+
+    async def start(self) -> None:
+        self.agent.main_domain = self.primary.domain
+        try:
+            for s in self.sources:
+                await s.start()
+        except BaseException:
+            self.stop()
+            raise
+        if len(self.sources) > 1:
+            self._follow_main_domain()
+
+    def _follow_main_domain(self) -> None:
+        """The published domain number is the selected domain's (the primary's otherwise)."""
+        selected = self.agent._selected_info()
+        domain = self.primary.domain
+        for s in self.sources:
+            if s.info is selected:
+                domain = s.domain
+        if domain != self.agent.main_domain:
+            log.info("PTP domain %d drives the main time", domain)
+            self.agent.main_domain = domain
+        loop = self.primary.loop
+        if loop is not None and not self.primary._stopped:
+            self._refresh = loop.call_later(1.0, self._follow_main_domain)
+
+    def stop(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            self._refresh = None
+        for s in self.sources:
+            s.stop()
+
+
 def _mono() -> int:
     return time.monotonic_ns()
 
 
-__all__ = ["PtpSource", "default_route_interface", "message_type"]
+__all__ = [
+    "PtpDomainSource",
+    "PtpSource",
+    "default_route_interface",
+    "effective_profile",
+    "message_type",
+]

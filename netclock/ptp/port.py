@@ -613,6 +613,8 @@ class PtpPort:
         out: list[Action] = []
         if decision is Decision.LISTENING:
             if self.state not in (PortState.LISTENING,) and self.config.slave_only:
+                self._parent = None  # e.g. the parent left the acceptable master table
+                self._parent_announce = None
                 self._transition(FsmEvent.RS_MASTER, now, out, f"{reason}: no master")
             return out
         why = f"{reason}: BMCA {decision.value}"

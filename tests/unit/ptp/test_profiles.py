@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netclock.cli.ptp import resolve_profile
+from netclock.config import PtpSection
 from netclock.ptp.datasets import DelayMechanism
 from netclock.ptp.profiles import BUILTIN_PROFILES, Profile, ProfileError, load_profile
 
@@ -112,3 +113,85 @@ def test_loader_raises_only_profile_error(text: str) -> None:
     except ProfileError as exc:
         result = exc
     assert isinstance(result, Profile | ProfileError)
+
+
+# -- profiles shipped in the package, and the daemon's [ptp] profile ------------------------------
+
+PACKAGED = Path(__file__).parents[3] / "netclock" / "ptp" / "profile_data"
+
+
+def test_packaged_profiles_are_the_documented_ones() -> None:
+    """deploy/profiles is netclock/ptp/profile_data (a link: one copy), every file in it loads
+    through the package's resource reader, and the built-in names are exactly those files."""
+    from netclock.platform.ptp_transport import builtin_profile_text
+
+    assert PROFILES.resolve() == PACKAGED.resolve()
+    packaged = sorted(p.stem for p in PACKAGED.glob("*.toml"))
+    assert packaged == sorted(BUILTIN_PROFILES)
+    for name in packaged:
+        assert builtin_profile_text(name) == (PACKAGED / f"{name}.toml").read_text()
+    assert builtin_profile_text("no-such-profile") is None
+
+
+def test_find_profile_rejects_paths_as_names() -> None:
+    from netclock.platform.ptp_transport import find_profile
+
+    for spec in ("../gptp", "profile_data/gptp", ".hidden"):
+        with pytest.raises(ValueError, match="no profile"):
+            find_profile(spec)
+
+
+def _ptp(text: str) -> PtpSection:
+    from netclock.config import load_text
+
+    return load_text("[ptp]\nenabled = true\n" + text).ptp
+
+
+def test_daemon_profile_without_profile_is_the_ptp_keys() -> None:
+    from netclock.daemon.ptp_source import effective_profile
+
+    prof = effective_profile(_ptp(
+        'transport = "udpv6"\ndelay-mechanism = "p2p"\ndomain = 4\nudp6-scope = 2\n'
+        "log-min-pdelay-req-interval = -2\n"))
+    assert (prof.transport, prof.delay_mechanism, prof.domain_number) == ("udpv6", "P2P", 4)
+    assert prof.udp6_scope == 2 and prof.log_min_pdelay_req_interval == -2
+    # everything else is the default (E2E) profile
+    base = resolve_profile("default-e2e")
+    assert prof.log_sync_interval == base.log_sync_interval
+    assert prof.transport_specific == 0 and not prof.follow_up_info_tlv
+
+
+def test_daemon_profile_keys_set_override_the_profile() -> None:
+    from netclock.daemon.ptp_source import effective_profile
+
+    gptp = effective_profile(_ptp('profile = "gptp"\n'))
+    assert gptp == resolve_profile("gptp")
+    smpte = effective_profile(_ptp(
+        'profile = "smpte-2059-2"\nlog-sync-interval = -4\npriority1 = 90\n'))
+    want = resolve_profile("smpte-2059-2")
+    assert smpte.domain_number == 127 == want.domain_number  # [ptp] domain left at default
+    assert smpte.log_sync_interval == -4 and smpte.priority1 == 90
+    assert smpte.log_announce_interval == want.log_announce_interval == -2
+
+
+def test_daemon_profile_unknown_profile_names_it(tmp_path: Path) -> None:
+    from netclock.daemon.ptp_source import effective_profile
+
+    with pytest.raises(ValueError, match="no-such"):
+        effective_profile(_ptp('profile = "no-such"\n'))
+    f = tmp_path / "bad.toml"
+    f.write_text('name = "bad"\n[port]\ntransport = "carrier-pigeon"\n')
+    with pytest.raises(ValueError, match=r"bad\.toml.*transport"):
+        effective_profile(_ptp(f'profile = "{f}"\n'))
+
+
+def test_extra_domains_config() -> None:
+    from netclock.config import ConfigError, load_text
+
+    ptp = _ptp("[[ptp.extra-domain]]\ndomain = 1\nsource-priority = 3\n"
+               "[[ptp.extra-domain]]\ndomain = 2\n")
+    assert [(d.domain, d.source_priority) for d in ptp.extra_domains] == [(1, 3), (2, 2)]
+    with pytest.raises(ConfigError, match=r"ptp\.extra-domain\[1\]\.domain = 1 is already"):
+        load_text("[ptp]\n[[ptp.extra-domain]]\ndomain = 1\n[[ptp.extra-domain]]\ndomain = 1\n")
+    with pytest.raises(ConfigError, match=r"ptp\.extra-domain\[0\]\.domain is required"):
+        load_text("[ptp]\n[[ptp.extra-domain]]\nsource-priority = 1\n")
