@@ -45,6 +45,13 @@ def register(subparsers: Any) -> None:
                         "with a valid MAC are answered signed")
     s.add_argument("--require-auth", action="store_true",
                    help="with --key-file: drop requests without a valid MAC")
+    s.add_argument("--allow", metavar="SUBNET", action="append", default=[],
+                   help="answer clients in SUBNET (CIDR; repeatable). Once any is given, clients "
+                        "outside every --allow/--deny are refused; the most specific rule wins")
+    s.add_argument("--deny", metavar="SUBNET", action="append", default=[],
+                   help="refuse clients in SUBNET (repeatable; deny wins a tie with allow)")
+    s.add_argument("--deny-kod", action="store_true",
+                   help="answer refused clients with KoD DENY instead of silence")
     s.set_defaults(func=_serve)
 
 
@@ -78,7 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from netclock.ntp.server import DisciplineState, NtpServer, RateLimit
+    from netclock.ntp.server import AccessControl, DisciplineState, NtpServer, RateLimit
     from netclock.ntp.wire import refid_ascii
     from netclock.platform.clockmap import ClockMap
     from netclock.platform.ntp_transport import (
@@ -97,14 +104,20 @@ def _serve(args: argparse.Namespace) -> int:
         rl = RateLimit(interval_ns=NS_PER_S << n if n >= 0 else NS_PER_S >> -n)
     keys = {}
     if args.key_file is not None:
-        from netclock.ntp.auth import KeyFileError, parse_keys
+        from netclock.ntp.auth import KeyFileError
+        from netclock.platform.ntp_transport import load_key_file
 
         try:
-            with open(args.key_file, encoding="utf-8") as f:
-                keys = parse_keys(f.read(), args.key_file)
-        except (OSError, UnicodeDecodeError, KeyFileError) as exc:
+            keys = load_key_file(args.key_file)
+        except KeyFileError as exc:
             print(f"netclock ntp serve: {exc}")
             return 2
+    try:
+        access = AccessControl.parse(" ".join(args.allow), " ".join(args.deny),
+                                     kod=args.deny_kod)
+    except ValueError as exc:
+        print(f"netclock ntp serve: {exc}")
+        return 2
     server = NtpServer(
         system_served_time(clock_map, args.shift_ns),
         DisciplineState(stratum=args.stratum, reference_id=refid_ascii(args.refid)),
@@ -112,6 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
         xleave=not args.no_xleave,
         keys=keys,
         require_auth=args.require_auth,
+        access=access,
     )
 
     async def run() -> None:
@@ -147,5 +161,6 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"received {c.received} responded {c.responded} interleaved {c.interleaved} "
           f"rate-limited {c.rate_limited} bad {c.dropped_bad} "
           f"send-latency {server.tx_latency_ns} ns auth-ok {c.auth_ok} "
-          f"auth-failed {c.auth_failed} crypto-nak {c.crypto_nak_sent}", flush=True)
+          f"auth-failed {c.auth_failed} crypto-nak {c.crypto_nak_sent} denied {c.denied} "
+          f"deny-kod {c.deny_kod_sent}", flush=True)
     return 0

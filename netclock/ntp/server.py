@@ -25,10 +25,14 @@ RX stamp), ``now`` (just before sending, used as the basic-mode transmit time) a
   crypto-NAK (RFC 5905 §7.4); a wrong digest gets no answer at all (no oracle). Unauthenticated
   requests are answered unsigned unless ``require_auth`` is set, then dropped. Without keys
   authentication is off and MACs in requests are ignored (answered unsigned).
+* **Access control** (``access``, :class:`AccessControl`): chrony-style ``allow``/``deny``
+  subnets, checked first: a denied client costs no parsing and no MAC check. It gets nothing,
+  or (``kod``) a KoD DENY at most once per ``kod_interval_ns``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 from netclock.ntp import auth
 from netclock.ntp.wire import (
     HEADER_SIZE,
+    KISS_DENY,
     KISS_RATE,
     Leap,
     Mode,
@@ -85,6 +90,82 @@ class RateLimit:
     max_clients: int = 4096
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _network(text: str) -> Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an address or subnet (e.g. 192.0.2.0/24, 2001:db8::/32)"
+        ) from None
+
+
+def _client_address(client: Hashable) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address of ``client`` (an address string or a socket address tuple), or None.
+    IPv4-mapped IPv6 addresses count as IPv4; a scope id (``%eth0``) is ignored."""
+    text = client[0] if isinstance(client, tuple) and client else client
+    if not isinstance(text, str):
+        return None
+    try:
+        ip = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+@dataclass(frozen=True, slots=True)
+class AccessControl:
+    """Which clients the server answers (chrony's ``allow``/``deny``, ntpd's ``restrict``).
+
+    * Every rule is a subnet (a bare address is a /32 or /128). The most specific rule (longest
+      prefix) containing the client's address decides; between an ``allow`` and a ``deny`` of
+      the same subnet, ``deny`` wins.
+    * A client no rule covers is answered only when ``allow`` is empty: listing any ``allow``
+      subnet turns the default to deny (serving at all is the ``[ntp] serve`` opt-in, where
+      chrony needs an ``allow`` for it).
+    * A client whose address is unknown or not IP is denied whenever any rule exists.
+    * ``kod``: answer a denied request with a KoD DENY (like ntpd's ``restrict ... kod``)
+      instead of silence.
+    """
+
+    allow: tuple[Network, ...] = ()
+    deny: tuple[Network, ...] = ()
+    kod: bool = False
+
+    @classmethod
+    def parse(cls, allow: str = "", deny: str = "", *, kod: bool = False) -> AccessControl:
+        """Space- or comma-separated subnets; raises ValueError naming the bad one."""
+        return cls(
+            tuple(_network(w) for w in allow.replace(",", " ").split()),
+            tuple(_network(w) for w in deny.replace(",", " ").split()),
+            kod,
+        )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.allow or self.deny)
+
+    def permits(self, client: Hashable) -> bool:
+        if not self.active:
+            return True
+        ip = _client_address(client)
+        if ip is None:
+            return False
+        best = -1
+        allowed = not self.allow
+        for rules, verdict in ((self.allow, True), (self.deny, False)):
+            for net in rules:
+                if net.version == ip.version and ip in net and net.prefixlen >= best:
+                    if net.prefixlen > best or not verdict:
+                        allowed = verdict
+                    best = net.prefixlen
+        return allowed
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     """Bytes to send back. Report the real TX stamp with ``tx_token`` (None: not needed)."""
@@ -118,6 +199,8 @@ class ServerCounters:
     auth_ok: int = 0
     auth_failed: int = 0
     crypto_nak_sent: int = 0
+    denied: int = 0
+    deny_kod_sent: int = 0
 
 
 class NtpServer:
@@ -131,7 +214,10 @@ class NtpServer:
         max_saved: int = 16384,
         keys: auth.Keyring | None = None,
         require_auth: bool = False,
+        access: AccessControl | None = None,
     ) -> None:
+        self.access = access if access is not None else AccessControl()
+        self._deny_kods: OrderedDict[Hashable, int] = OrderedDict()
         self.keys: auth.Keyring = keys if keys is not None else {}
         self.require_auth = require_auth
         self._served = served_time
@@ -171,6 +257,9 @@ class NtpServer:
         local time just before sending. ``client`` keys rate limiting (the source address)."""
         c = self.counters
         c.received += 1
+        if not self.access.permits(client):
+            c.denied += 1
+            return self._deny_kod(request, client, rx_ns) if self.access.kod else None
         if len(request) < HEADER_SIZE:
             c.dropped_bad += 1
             return None
@@ -299,6 +388,32 @@ class NtpServer:
             self._saved[rx_u64] = NtpTimestamp.from_unix_ns(self._served(tx_ns)).to_u64()
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _deny_kod(self, request: bytes, client: Hashable, now: int) -> Response | None:
+        """KoD DENY for a well-formed client request, at most once per kod interval per
+        client (a spoofed source cannot turn the server into a reflector)."""
+        if len(request) < HEADER_SIZE:
+            return None
+        lvm, poll, _org, _rec, xmt_u64 = _REQUEST.unpack_from(request)
+        version = (lvm >> 3) & 7
+        if lvm & 7 != Mode.CLIENT or not 1 <= version <= 4:
+            return None
+        interval = self.rate_limit.kod_interval_ns if self.rate_limit is not None else NS_PER_S
+        last = self._deny_kods.get(client)
+        if last is not None and now - last < interval:
+            return None
+        self._deny_kods[client] = now
+        self._deny_kods.move_to_end(client)
+        while len(self._deny_kods) > 4096:
+            self._deny_kods.popitem(last=False)
+        self.counters.deny_kod_sent += 1
+        xmt = NtpTimestamp.from_u64(xmt_u64)
+        kod = NtpPacket(
+            leap=Leap.UNSYNCHRONIZED, version=version, mode=Mode.SERVER, stratum=0,
+            poll=min(max(poll, -7), 17), reference_id=KISS_DENY,
+            origin_ts=xmt, receive_ts=xmt, transmit_ts=xmt,
+        )
+        return Response(kod.pack(), None, kod=True)
 
     def _remember(self, rx_u64: int, token: int) -> None:
         self._saved[rx_u64] = 0

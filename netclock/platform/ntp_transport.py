@@ -20,13 +20,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
 import random
 import socket
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from netclock.ntp.auth import KeyFileError, SymmetricKey, parse_keys
 from netclock.ntp.server import NtpServer
 from netclock.ntp.source import (
     Action,
@@ -67,6 +70,53 @@ def resolve(host: str, port: int) -> tuple[socket.AddressFamily, Address]:
     return socket.AddressFamily(fam), tuple(addr)
 
 
+def _check_key_file(path: str, st: os.stat_result) -> None:
+    mode = stat.S_IMODE(st.st_mode)
+    euid = os.geteuid()
+    if not stat.S_ISREG(st.st_mode):
+        raise KeyFileError(f"{path}: keys file is not a regular file")
+    if st.st_uid not in (euid, 0):
+        raise KeyFileError(
+            f"{path}: keys file is owned by uid {st.st_uid}, not by the running user "
+            f"(uid {euid}) or root; chown it"
+        )
+    group_read_ok = st.st_uid == 0 and st.st_gid == os.getegid()
+    loose = mode & (0o037 if group_read_ok else 0o077)
+    if loose:
+        who = " and ".join(w for w, bits in (("group", 0o070), ("others", 0o007)) if loose & bits)
+        raise KeyFileError(
+            f"{path}: keys file mode {mode:04o} gives {who} access to the keys; chmod 600 "
+            "it (or 640 with owner root and the daemon's group)"
+        )
+
+
+def load_key_file(path: str) -> dict[int, SymmetricKey]:
+    """Read a chrony-format keys file after checking who else can read or change it.
+
+    Like ssh with private keys, the file is refused (:class:`KeyFileError`, naming the file
+    and its mode or owner) when it is not a regular file, when it is owned by neither the
+    running user nor root, or when other users can read or write it: any permission bit for
+    "other", group write, or group read, except the layout chrony documents (0640, owned by
+    root, group = the daemon's own group). The checks use the opened file (fstat), so a
+    swapped path cannot slip through between check and read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as e:
+        raise KeyFileError(f"{path}: cannot open keys file: {e.strerror}") from None
+    try:
+        _check_key_file(path, os.fstat(fd))
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(1 << 20)
+    finally:
+        os.close(fd)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeyFileError(f"{path}: keys file is not UTF-8 text") from None
+    return parse_keys(text, path)
+
+
 # ---------------------------------------------------------------------------------------------
 # client
 # ---------------------------------------------------------------------------------------------
@@ -103,6 +153,7 @@ class SourceDriver:
         self._last_rx_source = "user"
         self._rx_sources: dict[int, str] = {}
         self.stopped = False
+        self._server_endpoint = _endpoint(server)
 
     def start(self) -> None:
         self._run(self.source.handle_timer(time.monotonic_ns()))
@@ -113,7 +164,9 @@ class SourceDriver:
             self._timer.cancel()
 
     def handle_received(self, r: Received) -> None:
-        if r.addr[0] != self.server[0] or r.addr[1] != self.server[1]:
+        """A datagram on the source's socket: only one from the server's address and port
+        goes to the source (the rest, e.g. off-path spoofs from elsewhere, is counted)."""
+        if _endpoint(r.addr) != self._server_endpoint:
             self.stats.foreign += 1
             return
         src = r.stamp.source
@@ -164,6 +217,18 @@ class SourceDriver:
         # OSError: unreachable now; the reach register will show it
         with contextlib.suppress(OSError):
             self.sock.send_event_cb(a.data, self.server, tx_done)
+
+
+def _endpoint(addr: Address) -> tuple[object, int]:
+    """(IP address, port) of a socket address, compared by value: ``fd00::1`` equals
+    ``FD00:0::1`` and an IPv4-mapped address equals its IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(str(addr[0]).partition("%")[0])
+    except ValueError:
+        return addr[0], int(addr[1])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped, int(addr[1])
+    return ip, int(addr[1])
 
 
 def open_client_socket(

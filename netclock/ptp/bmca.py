@@ -183,6 +183,10 @@ class ForeignMasterList:
         rec.announce = announce
         rec.prune(now, self.window_ns)
         rec.arrivals.append(now)
+        # Qualification needs only the latest THRESHOLD arrivals: keeping every arrival of the
+        # window let an Announce flood (thousands per second) grow the list and made each
+        # Announce cost O(list) (issue 9, tests/faults/test_fault_flood.py).
+        del rec.arrivals[:-FOREIGN_MASTER_THRESHOLD]
         return rec.qualified(now, self.window_ns)
 
     def age(self, now: int) -> None:
