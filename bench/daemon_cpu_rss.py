@@ -18,6 +18,10 @@ CPU ≤ 3× ptp4l's; RSS ≤ 40 MiB. The ``netclock demo`` lock time (loopback g
 agents) is measured last.
 
     sudo python bench/daemon_cpu_rss.py [--seconds 30] [--warmup 8] [--ntp-poll 0]
+        [--metrics] [--profile FILE.prof] [--no-demo]
+
+``--profile`` runs netclock under cProfile (its CPU figure is then inflated by the profiler);
+read the file with ``python -m pstats FILE.prof`` (``sort cumtime``, ``stats 40``).
 """
 
 from __future__ import annotations
@@ -91,7 +95,7 @@ def chronyd(node: Node, tmp: Path, lines: list[str]) -> subprocess.Popen[bytes]:
 
 
 def netclock(
-    node: Node, tmp: Path, server: str, poll: int, metrics: bool
+    node: Node, tmp: Path, server: str, poll: int, metrics: bool, profile: str = ""
 ) -> subprocess.Popen[bytes]:
     (tmp / "nc").mkdir(exist_ok=True)
     cfg = tmp / "nc.toml"
@@ -118,8 +122,9 @@ listen-address = "127.0.0.1"
 level = "warning"
 """
     )
+    prof = ["-m", "cProfile", "-o", profile] if profile else []
     return node.python(
-        ["-m", "netclock", "run", "--config", str(cfg)],
+        [*prof, "-m", "netclock", "run", "--config", str(cfg)],
         stdout=subprocess.DEVNULL,
         stderr=open(tmp / "nc.log", "w"),
     )
@@ -146,6 +151,10 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=8.0)
     ap.add_argument("--ntp-poll", type=int, default=0, help="NTP poll, log2 s (both clients)")
     ap.add_argument("--metrics", action="store_true", help="serve Prometheus metrics too")
+    ap.add_argument(
+        "--profile", default="", help="run netclock under cProfile, stats written to this file"
+    )
+    ap.add_argument("--no-demo", action="store_true", help="skip the demo lock-time run")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
@@ -161,7 +170,7 @@ def main() -> int:
         ptp4l(n0, tmp, 100)
         chronyd(n0, tmp, [f"bindaddress {n0.ip4}", "local stratum 1", "allow 10.218.0.0/24"])
         time.sleep(1.0)
-        ncp = netclock(n1, tmp, n0.ip4, args.ntp_poll, args.metrics)
+        ncp = netclock(n1, tmp, n0.ip4, args.ntp_poll, args.metrics, args.profile)
         procs = {
             "netclock run (PTP 16 Hz + NTP)": ncp,
             "ptp4l -S slave (16 Hz)": ptp4l(n2, tmp, 200, "slaveOnly 1"),
@@ -182,7 +191,9 @@ def main() -> int:
                 continue
             rss, hwm = mem_kib(p.pid)
             rows.append((k, (cpu_s(p.pid) - c0[k]) / dt, rss, hwm))
-    locks = demo_lock_time()
+        if args.profile:
+            n1.stop(ncp, timeout=10)  # SIGTERM: a clean exit writes the profile
+    locks = [] if args.no_demo else demo_lock_time()
     print(f"\nDaemon CPU and memory over {dt:.0f} s after {args.warmup:.0f} s warm-up")
     print(f"{'process':34} {'CPU %':>7} {'CPU s/h':>8} {'RSS MiB':>8} {'peak MiB':>9}")
     for k, cpu, rss, hwm in rows:

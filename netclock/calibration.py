@@ -47,11 +47,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-
-import numpy as np
-import numpy.typing as npt
+from itertools import islice
+from operator import add, mul
 
 __all__ = [
     "DEFAULT_WINDOW_SPAN_NS",
@@ -154,28 +153,31 @@ class FitResult:
     stepped: bool = False
 
 
+def _dot(a: Iterable[float], b: Iterable[float]) -> float:
+    return float(sum(map(mul, a, b)))
+
+
 def _weighted_line(
-    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], w: npt.NDArray[np.float64]
+    x: Sequence[float], y: Sequence[float], w: Sequence[float]
 ) -> tuple[float, float, float] | None:
     """Weighted least squares ``y = my + s (x - mx)``. Returns (s, mx, my) or None."""
-    sw = float(w.sum())
+    sw = sum(w)
     if not sw > 0.0:
         return None
-    mx = float(np.dot(w, x)) / sw
-    my = float(np.dot(w, y)) / sw
-    xc = x - mx
-    wxc = w * xc
-    sxx = float(np.dot(wxc, xc))
+    mx = _dot(w, x) / sw
+    my = _dot(w, y) / sw
+    xc = [v - mx for v in x]
+    wxc = list(map(mul, w, xc))
+    sxx = _dot(wxc, xc)
     if not sxx > 0.0:
         return None
-    sxy = float(np.dot(wxc, y - my))
+    sxy = _dot(wxc, [v - my for v in y])
     return sxy / sxx, mx, my
 
 
-def _upper_median(v: npt.NDArray[np.float64]) -> float:
+def _upper_median(v: Sequence[float]) -> float:
     """``sorted(v)[len(v) // 2]``."""
-    k = len(v) // 2
-    return float(np.partition(v, k)[k])
+    return sorted(v)[len(v) // 2]
 
 
 def fit_observations(
@@ -194,7 +196,9 @@ def fit_observations(
     gives plain least squares (GStreamer's regression). Weights are ``1 / (floor² + (error -
     least error)²)`` with ``floor = weight_floor_ns`` (default ``error_floor_ns``);
     ``error_floor_ns`` is also the least robust sigma for outlier rejection. The sums are
-    vectorised (numpy, float64 on values relative to the anchor); the result is exact ints.
+    float64 on values relative to the anchor (plain Python: the daemon's windows hold at most
+    a few hundred points, and the daemon does not pay numpy's import in memory); the result is
+    exact ints.
     """
     items = obs if isinstance(obs, (list, tuple, deque)) else list(obs)
     n = len(items)
@@ -203,31 +207,33 @@ def fit_observations(
     base = items[-1]
     xb, yb = base.internal, base.external
     # dx = internal - xb; dy = (external - yb) - dx (offset against elapsed), exact ints first.
-    x = np.array([float(o.internal - xb) for o in items])
-    y = np.array([float((o.external - yb) - (o.internal - xb)) for o in items])
-    e = np.array([float(o.error_ns) for o in items])
-    e -= e.min()
+    x = [float(o.internal - xb) for o in items]
+    y = [float((o.external - yb) - (o.internal - xb)) for o in items]
+    emin = min(o.error_ns for o in items)
     floor = float(max(error_floor_ns, 1))
     wfloor = floor if weight_floor_ns is None else float(max(weight_floor_ns, 1))
-    w = 1.0 / (wfloor * wfloor + e * e)
+    wf2 = wfloor * wfloor
+    w = [1.0 / (wf2 + float(o.error_ns - emin) ** 2) for o in items]
     line = _weighted_line(x, y, w)
     if line is None:
         return None
     rejected = 0
     if outlier_k > 0.0 and n > min_points:
         s, mx, my = line
-        res = y - (my + s * (x - mx))
+        res = [yi - (my + s * (xi - mx)) for xi, yi in zip(x, y, strict=True)]
         med = _upper_median(res)
-        dev = np.abs(res - med)
+        dev = [abs(r - med) for r in res]
         mad = _upper_median(dev)
         sigma = max(1.4826 * mad, floor)
-        keep = dev <= outlier_k * sigma
-        kept = int(keep.sum())
+        lim = outlier_k * sigma
+        keep = [i for i, d in enumerate(dev) if d <= lim]
+        kept = len(keep)
         if kept >= max(2, min_points) and kept < n:
-            refit = _weighted_line(x[keep], y[keep], w[keep])
+            kx, ky, kw = [x[i] for i in keep], [y[i] for i in keep], [w[i] for i in keep]
+            refit = _weighted_line(kx, ky, kw)
             if refit is not None:
                 rejected = n - kept
-                x, y, w, line = x[keep], y[keep], w[keep], refit
+                x, y, w, line = kx, ky, kw, refit
     s, mx, my = line
     # Offset (external - internal) at the anchor dx = 0.
     off0 = my - s * mx
@@ -244,14 +250,15 @@ def fit_observations(
         epoch=epoch,
     )
     # Residual statistics (floats: statistics only).
-    sw = float(w.sum())
-    res = y - (my + s * (x - mx))
-    ss_res_w = float(np.dot(w, res * res))
+    sw = sum(w)
+    res = [yi - (my + s * (xi - mx)) for xi, yi in zip(x, y, strict=True)]
+    ss_res_w = _dot(map(mul, w, res), res)
     residual_rms = math.sqrt(ss_res_w / sw)
     # r² of external against internal (GStreamer's definition): SS_tot of y = dx + dy.
-    yy = x + y
-    yc = yy - float(np.dot(w, yy)) / sw
-    ss_tot_w = float(np.dot(w, yc * yc))
+    yy = list(map(add, x, y))
+    my2 = _dot(w, yy) / sw
+    yc = [v - my2 for v in yy]
+    ss_tot_w = _dot(map(mul, w, yc), yc)
     r2 = 1.0 - ss_res_w / ss_tot_w if ss_tot_w > 0.0 else 0.0
     return FitResult(
         calibration=cal,
@@ -496,6 +503,14 @@ class WindowedCalibration:
     def observations(self) -> tuple[Observation, ...]:
         return tuple(self._obs)
 
+    def __len__(self) -> int:
+        """Observations in the window."""
+        return len(self._obs)
+
+    def least_error(self) -> int | None:
+        """The least ``error_ns`` in the window (None when empty)."""
+        return min([o.error_ns for o in self._obs]) if self._obs else None
+
     @property
     def window_limit(self) -> int:
         """The most observations the window may hold (``window_size`` when no span)."""
@@ -596,7 +611,7 @@ class WindowedCalibration:
         lo = q[0][1]
         self._recent.append(error_ns)
         k = min(n, len(self._recent))
-        recent = sorted(self._recent[-i] for i in range(1, k + 1))
+        recent = sorted(islice(reversed(self._recent), k))
         return error_ns - lo, recent[k // 2] - lo
 
     def _withhold(self, internal: int, excess: int, typical: int) -> bool:
@@ -633,12 +648,13 @@ class WindowedCalibration:
                 # If the offsets scatter regardless of their error (symmetric noise), sharp
                 # weights only discard samples. Model resid² = s0² + k·excess² (least squares);
                 # weights 1/(s0² + k·excess²) mean floor² = s0²/k. Take the flatter weighting.
-                arr = np.array(list(self._resid)[-n:], dtype=np.float64)
-                xs, ys = arr[:, 0] ** 2, arr[:, 1] ** 2
-                mx, my = float(xs.mean()), float(ys.mean())
-                xc = xs - mx
-                sxx = float(np.dot(xc, xc))
-                k = float(np.dot(xc, ys - my)) / sxx if sxx > 0.0 else 0.0
+                pts = list(islice(reversed(self._resid), n))  # the newest n (order is moot)
+                xs = [float(a) ** 2 for a, _ in pts]
+                ys = [float(b) ** 2 for _, b in pts]
+                mx, my = sum(xs) / n, sum(ys) / n
+                xc = [v - mx for v in xs]
+                sxx = _dot(xc, xc)
+                k = _dot(xc, [v - my for v in ys]) / sxx if sxx > 0.0 else 0.0
                 s0 = max(my - k * mx, 0.0)
                 floor = max(floor, self.floor_scale * math.sqrt(s0 / k) if k > 0.0 else 1e9)
         self.effective_floor_ns = min(round(floor), 10**9)

@@ -232,7 +232,7 @@ class Discipline:
         if fit is not None:
             src.fit = fit
             src.cal = fit.calibration
-            src.best_error = min(o.error_ns for o in src.window.observations)
+            src.best_error = src.window.least_error()
             src.rate_history.append((internal, fit.calibration.rate_ppb()))
             del src.rate_history[:-64]
             src.last_update = now
@@ -386,15 +386,21 @@ class Discipline:
         return Quality.OUT_OF_SPEC
 
     # -- observation ---------------------------------------------------------------------------
-    def snapshot(self, now: int) -> DisciplineSnapshot:
+    def selected_fit(self) -> FitResult | None:
+        """The selected source's last window fit (None before one, or with no selection)."""
+        src = self._sources.get(self._selected) if self._selected is not None else None
+        return src.fit if src is not None else None
+
+    def snapshot(self, now: int, *, with_sources: bool = True) -> DisciplineSnapshot:
+        """The state at ``now``; ``with_sources=False`` leaves ``sources`` empty (cheaper)."""
         sigma, wander = self._rate_stats()
-        srcs = tuple(
+        srcs = () if not with_sources else tuple(
             SourceStatus(
                 name=s.cfg.name,
                 priority=s.cfg.priority,
                 alive=s.alive(now),
                 selected=s.cfg.name == self._selected,
-                observations=len(s.window.observations),
+                observations=len(s.window),
                 offset_ns=s.cal.offset_at(now) if s.cal is not None else None,
                 error_ns=s.last_error,
                 rate_ppb=s.cal.rate_ppb() if s.cal is not None else None,
