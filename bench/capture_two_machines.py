@@ -1,7 +1,7 @@
 """Two-machine capture chain: p99 |Δ| and fraction inside the combined uncertainty.
 
 Usage (root: network namespaces): ``python bench/capture_two_machines.py [--runs 3]
-[--frames 200] [--poll -3]``
+[--frames 200] [--protocol ptp|ntp] [--poll -3]``
 
 Each run starts a private headless PipeWire session, a grandmaster ``netclock run`` (NTP from
 its reference) and two slave ``netclock run`` daemons in network namespaces, a capture agent
@@ -30,6 +30,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--protocol", choices=("ptp", "ntp"), default="ptp",
+                    help="how the slaves follow the grandmaster (PTP at 16 Sync/s, or NTP)")
     ap.add_argument("--poll", type=int, default=-3, help="slaves' NTP poll, log2 s")
     ap.add_argument("--settle", type=float, default=5.0, help="s after the first calibration")
     args = ap.parse_args()
@@ -52,6 +54,7 @@ def main() -> int:
                 session.env,
                 frames=args.frames,
                 poll=args.poll,
+                protocol=args.protocol,
                 settle=args.settle,
             )
         res = r.result

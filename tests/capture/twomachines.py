@@ -1,8 +1,9 @@
 """The two-machine capture setup, shared by the test and ``bench/capture_two_machines.py``.
 
 A bridge of three network namespaces: a grandmaster ``netclock run`` (local reference =
-CLOCK_REALTIME, served over NTP) and two slave ``netclock run`` daemons, each an NTP client of
-the grandmaster publishing its calibration in its own shared-memory file. A capture agent runs
+CLOCK_REALTIME, served as a PTP grandmaster at 16 Sync/s, or as an NTP server) and two slave
+``netclock run`` daemons, each a PTP slave (or NTP client) of the grandmaster publishing its
+calibration in its own shared-memory file. A capture agent runs
 in each slave namespace, reads that file (``--clock shared --shm``) and captures the same
 PipeWire producer. Every namespace shares the system clock, so the true Δ of each frame pair is
 0: what ``netclock align`` measures is the error of the whole chain.
@@ -28,13 +29,25 @@ from tests.support import netns
 NTP_PORT = 12399
 
 
-def gm_config(ip: str, work: Path) -> str:
+PTP_SECTION = """
+[ptp]
+enabled = true
+interface = "eth0"
+role = "{role}"
+log-announce-interval = 0
+log-sync-interval = -4
+log-min-delay-req-interval = -3
+"""
+
+
+def gm_config(ip: str, work: Path, protocol: str = "ptp") -> str:
+    ptp = PTP_SECTION.format(role="master-only") + "priority1 = 100\n" if protocol == "ptp" else ""
     return f"""[reference]
 enabled = true
 clock = "realtime"
 timescale = "utc"
 interval-s = 0.1
-
+{ptp}
 [ntp]
 serve = true
 listen-address = "{ip}"
@@ -48,15 +61,19 @@ enabled = false
 """
 
 
-def slave_config(i: int, master_ip: str, work: Path, poll: int) -> str:
-    return f"""[[ntp.server]]
+def slave_config(i: int, master_ip: str, work: Path, poll: int, protocol: str = "ptp") -> str:
+    if protocol == "ptp":
+        source = PTP_SECTION.format(role="slave-only")
+    else:
+        source = f"""[[ntp.server]]
 address = "{master_ip}"
 port = {NTP_PORT}
 minpoll = {poll}
 maxpoll = {poll}
 iburst = true
 xleave = true
-
+"""
+    return f"""{source}
 [publish]
 shm-path = "{work}/slave{i}/clock.shm"
 
@@ -150,15 +167,17 @@ def run(
     settle: float = 3.0,
     lock_timeout: float = 20.0,
     subnet: int = 207,
+    protocol: str = "ptp",
 ) -> Run:
-    """Start the daemons, wait for both slaves to lock, capture ``frames`` frames in each
-    namespace, stop everything and align the two files by pts."""
+    """Start the daemons (``protocol`` "ptp" or "ntp"), wait for both slaves to calibrate,
+    capture ``frames`` frames in each namespace, stop everything and align the two files by
+    pts."""
     for d in ("gm", "slave0", "slave1"):
         (work / d).mkdir(parents=True, exist_ok=True)
     with netns.bridge(3, subnet=subnet) as topo:
         master, m1, m2 = topo.nodes
         cfg = work / "gm.toml"
-        cfg.write_text(gm_config(master.ip4, work))
+        cfg.write_text(gm_config(master.ip4, work, protocol))
         log = (work / "daemons.log").open("ab")
         try:
             daemons = [
@@ -168,7 +187,7 @@ def run(
             ]
             for i, node in enumerate((m1, m2)):
                 scfg = work / f"slave{i}.toml"
-                scfg.write_text(slave_config(i, master.ip4, work, poll))
+                scfg.write_text(slave_config(i, master.ip4, work, poll, protocol))
                 daemons.append(
                     node.python(
                         ["-m", "netclock", "run", "--config", str(scfg)], stdout=log, stderr=log
