@@ -62,7 +62,7 @@ def knob(
     max: float | None = None,
     choices: Sequence[str] | None = None,
     unit: str = "",
-    example: str | None = None,
+    example: str | int | None = None,
     required: bool = False,
 ) -> Any:
     """Declare one knob: a dataclass field carrying its doc, range/choices and unit.
@@ -218,7 +218,7 @@ class ClockSection:
 class PtpExtraDomain:
     """Each table is one more PTP domain followed (and, with role auto, served) by the port."""
 
-    domain: int = knob(0, "PTP domainNumber.", min=0, max=255, example="1", required=True)
+    domain: int = knob(0, "PTP domainNumber.", min=0, max=255, example=1, required=True)
     source_priority: int = knob(
         2, "Source priority of this domain for failover (lower is preferred).", min=0, max=255
     )

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from netclock import config as C
 from netclock.calibration import WindowedCalibration
-from netclock.config import Config, ConfigError, NtpServer, load_file, load_text
+from netclock.config import Config, ConfigError, NtpServer, PtpExtraDomain, load_file, load_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -229,7 +229,8 @@ def test_default_toml_loads_as_default_and_uncommented_too() -> None:
     uncommented = re.sub(r"(?m)^# (\[\[|[a-z0-9-]+ = )", r"\1", text)
     cfg = load_text(uncommented)
     example = dataclasses.replace(Config().ntp, servers=(NtpServer(address="ntp.example.net"),))
-    assert cfg == dataclasses.replace(Config(), ntp=example)
+    ptp = dataclasses.replace(Config().ptp, extra_domains=(PtpExtraDomain(domain=1),))
+    assert cfg == dataclasses.replace(Config(), ntp=example, ptp=ptp)
 
 
 def test_every_key_is_documented() -> None:
