@@ -17,7 +17,6 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +39,11 @@ from tests.support.daemons import (
     wait_for,
     wait_locked,
 )
-from tests.support.netns import Node, Topology, require_netns
+from tests.support.netns import Node, Topology, require_netns, topology_fixture
 
 pytestmark = pytest.mark.interop
 
-@pytest.fixture
-def topo() -> Iterator[Topology]:
-    require_netns()
-    if shutil.which("ptp4l") is None:
-        pytest.skip("linuxptp (ptp4l) not installed")
-    with Topology.bridge(2, subnet=211) as t:
-        yield t
+topo = topology_fixture(2, 211, "ptp4l")
 
 
 def kernel_tai_offset_ns() -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,7 @@ from tests.support.daemons import (
     wait_for,
     wait_locked,
 )
-from tests.support.netns import Node, Topology, require_netns
+from tests.support.netns import Node, Topology, require_netns, topology_fixture
 
 pytestmark = pytest.mark.interop
 
@@ -94,12 +93,7 @@ def _require_linuxptp() -> None:
         pytest.skip("linuxptp (ptp4l) not installed")
 
 
-@pytest.fixture
-def link() -> Iterator[Topology]:
-    """Two namespaces joined by one veth pair: a real point-to-point link for peer delay."""
-    _require_linuxptp()
-    with Topology.veth_pair(subnet=231) as t:
-        yield t
+link = topology_fixture(2, 231, "ptp4l", veth=True)
 
 
 def start_ptp4l(

@@ -20,11 +20,9 @@ sent: sent = counted malformed + dropped by the kernel on that socket (the socke
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +48,7 @@ from tests.support.daemons import (
     start_ptp4l,
     wait_locked,
 )
-from tests.support.netns import Node, Topology, require_netns
+from tests.support.netns import Node, Topology, topology_fixture
 
 pytestmark = pytest.mark.interop
 
@@ -70,13 +68,7 @@ FLOOR_NS = 15_000
 CPU_PER_PACKET_S = 200e-6
 
 
-@pytest.fixture
-def topo() -> Iterator[Topology]:
-    require_netns()
-    if shutil.which("ptp4l") is None:
-        pytest.skip("linuxptp (ptp4l) not installed")
-    with Topology.bridge(3, subnet=233) as t:
-        yield t
+topo = topology_fixture(3, 233, "ptp4l")
 
 
 def socket_drops(node: Node) -> dict[int, int]:

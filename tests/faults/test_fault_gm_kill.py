@@ -17,11 +17,9 @@ After ``SIGKILL`` of the GM the daemon must:
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,7 +46,7 @@ from tests.support.daemons import (
     start_ptp4l,
     wait_locked,
 )
-from tests.support.netns import Topology, require_netns
+from tests.support.netns import Topology, topology_fixture
 
 pytestmark = pytest.mark.interop
 
@@ -60,13 +58,7 @@ FAILOVER_LIMIT_S = 3.0 + 3.0 + 2.0 + 6.0
 STEP_MARGIN_NS = 10_000
 
 
-@pytest.fixture
-def topo() -> Iterator[Topology]:
-    require_netns()
-    if shutil.which("ptp4l") is None:
-        pytest.skip("linuxptp (ptp4l) not installed")
-    with Topology.bridge(3, subnet=231) as t:
-        yield t
+topo = topology_fixture(3, 231, "ptp4l")
 
 
 def test_kill_grandmaster_holdover_then_failover_to_backup(topo: Topology, tmp_path: Path) -> None:

@@ -12,9 +12,8 @@ refused (ENETDOWN / ENETUNREACH / EADDRNOTAVAIL) instead of counting them as sen
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,7 +41,7 @@ from tests.support.daemons import (
     start_ptp4l,
     wait_locked,
 )
-from tests.support.netns import Node, Topology, require_netns
+from tests.support.netns import Node, Topology, topology_fixture
 
 pytestmark = pytest.mark.interop
 
@@ -56,13 +55,7 @@ OUTAGE_S = 4.5
 RELOCK_LIMIT_S = 12.0
 
 
-@pytest.fixture
-def topo() -> Iterator[Topology]:
-    require_netns()
-    if shutil.which("ptp4l") is None:
-        pytest.skip("linuxptp (ptp4l) not installed")
-    with Topology.bridge(2, subnet=232) as t:
-        yield t
+topo = topology_fixture(2, 232, "ptp4l")
 
 
 SLAVE_EXTRA = """

@@ -8,29 +8,21 @@ All namespaces share one system clock, so the true offset between nodes is 0 and
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.daemons import Lines, wait_for
 from tests.support.daemons import start_ptp4l as support_start_ptp4l
-from tests.support.netns import Node, Topology, require_netns
+from tests.support.netns import Node, Topology, topology_fixture
 
 pytestmark = pytest.mark.interop
 
 
-@pytest.fixture
-def topo() -> Any:
-    require_netns()
-    if shutil.which("ptp4l") is None or shutil.which("pmc") is None:
-        pytest.skip("linuxptp (ptp4l, pmc) not installed")
-    with Topology.bridge(2) as t:
-        yield t
+topo = topology_fixture(2, 201, "ptp4l", "pmc")
 
 
 def start_ptp4l(node: Node, p1: int, *, sync: int = -2, extra: str = "",

@@ -29,7 +29,7 @@ from netclock.ptp.wire import (
     parse,
 )
 from tests.interop.test_ptp_interop import Lines, wait_for
-from tests.support.netns import Node, Topology, require_netns
+from tests.support.netns import Node, Topology, require_netns, topology_fixture
 
 pytestmark = pytest.mark.interop
 
@@ -52,13 +52,7 @@ neighborPropDelayThresh 20000000
 """
 
 
-@pytest.fixture
-def link() -> Any:
-    require_netns()
-    if shutil.which("ptp4l") is None or shutil.which("pmc") is None:
-        pytest.skip("linuxptp (ptp4l, pmc) not installed")
-    with Topology.veth_pair(subnet=205) as t:
-        yield t
+link = topology_fixture(2, 205, "ptp4l", "pmc", veth=True)
 
 
 def ptp4l(node: Node, flags: list[str], *, p1: int, sync: int = -3, announce: int = 0,

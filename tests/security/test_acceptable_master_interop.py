@@ -8,9 +8,7 @@ counts every Announce it ignored. ptp4l runs with free_running 1: no clock is to
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,18 +23,12 @@ from tests.support.daemons import (
     start_ptp4l,
     wait_for,
 )
-from tests.support.netns import Node, Topology, require_netns
+from tests.support.netns import Node, Topology, topology_fixture
 
 pytestmark = pytest.mark.interop
 
 
-@pytest.fixture
-def topo() -> Iterator[Topology]:
-    require_netns()
-    if shutil.which("ptp4l") is None:
-        pytest.skip("linuxptp (ptp4l) not installed")
-    with Topology.bridge(3, subnet=219) as t:
-        yield t
+topo = topology_fixture(3, 219, "ptp4l")
 
 
 def clock_identity(node: Node) -> str:

@@ -29,7 +29,7 @@ import pytest
 
 from netclock.platform.status_socket import StatusUnavailable, fetch_snapshot
 from tests.support.daemons import open_clock, wait_for
-from tests.support.netns import REPO_ROOT, Node, Topology, require_netns
+from tests.support.netns import REPO_ROOT, Node, Topology, topology_fixture
 
 pytestmark = pytest.mark.interop
 
@@ -39,13 +39,7 @@ CAP_SYS_TIME = 1 << 25
 CLOCK_SETTERS = ("clock_settime", "clock_adjtime", "adjtimex", "settimeofday", "stime")
 
 
-@pytest.fixture
-def topo() -> Iterator[Topology]:
-    require_netns()
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) not installed")
-    with Topology.veth_pair(subnet=223) as t:
-        yield t
+topo = topology_fixture(2, 223, "setpriv", veth=True)
 
 
 @pytest.fixture

@@ -8,27 +8,19 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.daemons import daemon_config, daemon_log, open_clock, start_daemon, wait_for
-from tests.support.netns import Node, Topology, require_netns
+from tests.support.netns import Node, Topology, topology_fixture
 
 pytestmark = pytest.mark.interop
 
 
-@pytest.fixture
-def topo() -> Iterator[Topology]:
-    require_netns()
-    if shutil.which("ntpdig") is None:
-        pytest.skip("ntpsec-ntpdig (ntpdig) not installed")
-    with Topology.bridge(3, subnet=221) as t:
-        yield t
+topo = topology_fixture(3, 221, "ntpdig")
 
 
 def ntpdig(node: Node, server: str, timeout_s: int = 1) -> dict[str, Any] | None:

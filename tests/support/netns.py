@@ -63,6 +63,24 @@ def require_netns() -> None:
         pytest.skip(reason)
 
 
+def topology_fixture(n: int, subnet: int, *tools: str, veth: bool = False) -> Any:
+    """A pytest fixture that yields a new :class:`Topology`: ``n`` namespaces on a bridge, or
+    (``veth``) two joined by one veth pair, on ``10.{subnet}.0.0/24``. It skips, naming what
+    is missing, unless namespaces can be made here and every one of ``tools`` is on PATH."""
+
+    @pytest.fixture
+    def fixture() -> Iterator[Topology]:
+        require_netns()
+        missing = [t for t in tools if shutil.which(t) is None]
+        if missing:
+            pytest.skip(f"{', '.join(missing)} not installed")
+        made = Topology.veth_pair(subnet=subnet) if veth else Topology.bridge(n, subnet=subnet)
+        with made as t:
+            yield t
+
+    return fixture
+
+
 def _run(cmd: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=30)
     if check and proc.returncode != 0:
