@@ -29,8 +29,10 @@ from tests.support.daemons import (
     daemon_log,
     errors_against,
     open_clock,
+    popen_ptp4l,
     ptp4l_offsets,
     start_daemon,
+    start_ptp4l_gptp,
     wait_for,
     wait_locked,
 )
@@ -54,20 +56,6 @@ verbose 1
 priority1 {p1}
 freq_est_interval 0
 {extra}
-"""
-
-GPTP_CFG = "/usr/share/doc/linuxptp/configs/gPTP.cfg"
-#: on top of linuxptp's gPTP.cfg: no clock adjustment, software stamps, and a neighbor delay
-#: threshold that software-stamped veth links meet (gPTP.cfg's 800 ns needs hardware stamps)
-GPTP_TEST = """
-free_running 1
-time_stamping software
-neighborPropDelayThresh 20000000
-logMinPdelayReqInterval -2
-summary_interval -3
-freq_est_interval 0
-use_syslog 0
-verbose 1
 """
 
 LOCK_DEADLINE_S = 30.0
@@ -101,30 +89,7 @@ def start_ptp4l(
 ) -> tuple[subprocess.Popen[str], Lines]:
     cfg = tmp / f"ptp4l-{node.ns}-{domain}.cfg"
     cfg.write_text(PTP4L_CFG.format(p1=p1, domain=domain, extra=extra))
-    proc = node.popen(
-        ["ptp4l", "-f", str(cfg), "-i", node.ifname, "-m", *flags],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    return proc, Lines(proc)
-
-
-def start_ptp4l_gptp(
-    node: Node, tmp: Path, extra: str, flags: list[str]
-) -> tuple[subprocess.Popen[str], Lines]:
-    try:
-        base = Path(GPTP_CFG).read_text()
-    except OSError:
-        pytest.skip(f"{GPTP_CFG} not installed")
-    cfg = tmp / f"ptp4l-gptp-{node.ns}.cfg"
-    cfg.write_text(base + GPTP_TEST + extra)
-    proc = node.popen(
-        ["ptp4l", "-f", str(cfg), "-i", node.ifname, "-m", *flags],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = popen_ptp4l(node, cfg, flags)
     return proc, Lines(proc)
 
 

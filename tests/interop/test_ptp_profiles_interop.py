@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +29,7 @@ from netclock.ptp.wire import (
     PortIdentity,
     parse,
 )
-from tests.interop.test_ptp_interop import Lines, wait_for
+from tests.support.daemons import Lines, start_ptp4l_gptp, wait_for
 from tests.support.netns import Node, Topology, require_netns, topology_fixture
 
 pytestmark = pytest.mark.interop
@@ -234,32 +235,8 @@ def _raw_uds(path: str, action: int, mid: int) -> Management:
         os.unlink(me)
 
 
-GPTP_CFG = "/usr/share/doc/linuxptp/configs/gPTP.cfg"
-#: on top of linuxptp's gPTP.cfg: no clock adjustment, software stamps, and a neighbor delay
-#: threshold that software-stamped veth links meet (gPTP.cfg's 800 ns needs hardware stamps)
-GPTP_TEST = """
-free_running 1
-time_stamping software
-neighborPropDelayThresh 20000000
-logMinPdelayReqInterval -2
-summary_interval -3
-freq_est_interval 0
-use_syslog 0
-verbose 1
-"""
-
-
 def ptp4l_gptp(node: Node, extra: str, flags: list[str]) -> tuple[subprocess.Popen[str], Lines]:
-    try:
-        with open(GPTP_CFG) as f:
-            base = f.read()
-    except OSError:
-        pytest.skip(f"{GPTP_CFG} not installed")
-    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as f:
-        f.write(base + GPTP_TEST + extra)
-    proc = node.popen(["ptp4l", "-f", f.name, "-i", node.ifname, "-m", *flags],
-                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return proc, Lines(proc)
+    return start_ptp4l_gptp(node, Path(tempfile.mkdtemp(prefix="nc-gptp-")), extra, flags)
 
 
 GPTP_NC = ("--profile", "gptp", "--log-min-pdelay-req-interval", "-2")

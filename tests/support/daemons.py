@@ -13,9 +13,11 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from netclock.client import ClockUnavailable, SharedClock
 from netclock.observe import LockState
@@ -41,6 +43,16 @@ freq_est_interval 0
 """
 
 
+def popen_ptp4l(node: Node, cfg: Path, flags: Sequence[str]) -> subprocess.Popen[str]:
+    """``ptp4l -f CFG -i IFACE FLAGS -m`` on ``node``, stdout piped (wrap it in :class:`Lines`)."""
+    return node.popen(
+        ["ptp4l", "-f", str(cfg), "-i", node.ifname, *flags, "-m"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def start_ptp4l(
     node: Node,
     p1: int,
@@ -54,12 +66,37 @@ def start_ptp4l(
     stdout piped (wrap it in :class:`Lines` to read it)."""
     cfg = tmp / f"ptp4l-{node.ns}-{p1}.cfg"
     cfg.write_text(PTP4L_CFG.format(p1=p1, sync=sync, extra=extra))
-    return node.popen(
-        ["ptp4l", "-f", str(cfg), "-i", node.ifname, *flags, "-m"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return popen_ptp4l(node, cfg, flags)
+
+
+GPTP_CFG = "/usr/share/doc/linuxptp/configs/gPTP.cfg"
+#: on top of linuxptp's gPTP.cfg: no clock adjustment, software stamps, and a neighbor delay
+#: threshold that software-stamped veth links meet (gPTP.cfg's 800 ns needs hardware stamps)
+GPTP_TEST = """
+free_running 1
+time_stamping software
+neighborPropDelayThresh 20000000
+logMinPdelayReqInterval -2
+summary_interval -3
+freq_est_interval 0
+use_syslog 0
+verbose 1
+"""
+
+
+def start_ptp4l_gptp(
+    node: Node, tmp: Path, extra: str, flags: Sequence[str]
+) -> tuple[subprocess.Popen[str], Lines]:
+    """ptp4l with linuxptp's own gPTP.cfg (L2, P2P, transportSpecific 1) plus GPTP_TEST and
+    ``extra``; skips when linuxptp's example configs are not installed."""
+    try:
+        base = Path(GPTP_CFG).read_text()
+    except OSError:
+        pytest.skip(f"{GPTP_CFG} not installed")
+    cfg = tmp / f"ptp4l-gptp-{node.ns}.cfg"
+    cfg.write_text(base + GPTP_TEST + extra)
+    proc = popen_ptp4l(node, cfg, flags)
+    return proc, Lines(proc)
 
 
 class Lines:
