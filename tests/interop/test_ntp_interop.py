@@ -113,11 +113,15 @@ def test_ntpdig_measures_shifted_netclock_server(veth: netns.Topology) -> None:
     a, b = veth.nodes
     srv = _netclock_server(a)
     for addr, flag in ((a.ip4, "-4"), (a.ip6, "-6")):
-        out = b.run(["ntpdig", "-j", flag, "-p", "4", addr]).stdout
-        offset = json.loads(out)["offset"]
-        print(f"ntpdig {addr}: offset {offset:.6f} s")
-        assert abs(offset * 1e9 - SHIFT_NS) < TOLERANCE_NS, out
-    assert _server_counters(a, srv)["responded"] >= 8
+        # ntpdig is a Python program stamping in userspace: on a loaded 2-core box one run can
+        # be 100+ us late, so its measurement here is the median of 5 runs (of 4 samples each)
+        offsets = sorted(
+            json.loads(b.run(["ntpdig", "-j", flag, "-p", "4", addr]).stdout)["offset"]
+            for _ in range(5)
+        )
+        print(f"ntpdig {addr}: offsets {offsets} s")
+        assert abs(offsets[2] * 1e9 - SHIFT_NS) < TOLERANCE_NS, offsets
+    assert _server_counters(a, srv)["responded"] >= 40
 
 
 def test_ntplib_measures_shifted_netclock_server(veth: netns.Topology) -> None:
