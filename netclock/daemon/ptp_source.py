@@ -336,6 +336,7 @@ class PtpDomainSource:
         kind = message_type(data)
         before = self.port.counters["parse_errors"]
         rejected_before = self.port.counters["not_acceptable"]
+        spoofed_before = self.port.counters["wrong_source"]
         try:
             actions = handler(data, *args)
         except Exception:  # a peer's packet must never stop the daemon
@@ -347,6 +348,8 @@ class PtpDomainSource:
         self._count(kind, rx=1, bad=bad)
         if self.port.counters["not_acceptable"] > rejected_before:
             self._count("announce_rejected", rx=1)  # not on ptp.acceptable-masters
+        if self.port.counters["wrong_source"] > spoofed_before:
+            self._count("wrong_source", rx=1)  # the parent's identity from another address
         self._execute(actions)
 
     def _on_event(self, r: Received) -> None:

@@ -261,6 +261,7 @@ class PtpPort:
             "pdelay_lost": 0,
             "pdelay_multiple_responders": 0,
             "not_acceptable": 0,
+            "wrong_source": 0,
         }
 
     # ------------------------------------------------------------------ data sets / observe
@@ -540,11 +541,24 @@ class PtpPort:
         return msg
 
     def _from_parent(self, msg: Message) -> bool:
-        return (
+        """A message of the parent, from the address its Announces come from.
+
+        PTP has no authentication here, but a clockIdentity is easy to forge and an IP source
+        address is not (it takes raw sockets on the path): Sync, Follow_Up and Delay_Resp that
+        carry the parent's identity from any other address (a spoofer, or a replay of the
+        parent's packets from another host) are dropped and counted in ``wrong_source``.
+        Without addresses (L2, or a driver that passes none) only the identity is checked."""
+        if not (
             self.state in (PortState.SLAVE, PortState.UNCALIBRATED)
             and self._parent is not None
             and msg._header.source_port_identity == self._parent
-        )
+        ):
+            return False
+        known = self._addresses.get(self._parent)
+        if self._src is not None and known is not None and self._src != known:
+            self.counters["wrong_source"] += 1
+            return False
+        return True
 
     def _on_announce(self, msg: Announce, now: int) -> list[Action]:
         if msg.steps_removed >= 255:  # §9.3.2.5 d
@@ -552,9 +566,19 @@ class PtpPort:
         if not acceptable(self.config.acceptable_masters, msg.header.source_port_identity):
             self.counters["not_acceptable"] += 1  # §17.6: never a foreign master record
             return []
+        sender = msg.header.source_port_identity
+        if sender == self._parent and self._src is not None:
+            known = self._addresses.get(sender)
+            if known is not None and self._src != known:
+                # the parent's identity from another address: a spoofer (it must not move the
+                # pinned address, see _from_parent). A master that really moved falls silent
+                # at its old address: the receipt timeout forgets it and the next Announces
+                # qualify it at the new one.
+                self.counters["wrong_source"] += 1
+                return []
         self.foreign.add(msg, now)
         if self._src is not None:
-            self._addresses[msg.header.source_port_identity] = self._src
+            self._addresses[sender] = self._src
         out: list[Action] = []
         if msg.header.source_port_identity == self._parent:
             self._parent_announce = msg
@@ -575,6 +599,7 @@ class PtpPort:
         self.counters["announce_timeouts"] += 1
         if self._parent is not None:
             self.foreign.remove(self._parent)
+            self._addresses.pop(self._parent, None)
         self.foreign.age(now)
         out: list[Action] = []
         d0 = ComparisonDataset.from_default_ds(self.default_ds, self.identity)

@@ -6,11 +6,18 @@ slave-only + NTP server on a high port), and an attacker running
 
 1. ``ptp-rogue``: well-formed Announce / Sync / Follow_Up from a rogue identity (worse BMCA rank);
 2. ``ptp-garbage``: datagrams that cannot parse as PTP, to 319 and 320;
-3. ``ntp-garbage``: datagrams an NTP server must drop, to the NTP port.
+3. ``ntp-garbage``: scapy-fuzzed datagrams an NTP server must drop, to the NTP port;
+4. ``ptp-spoof``: scapy-crafted Announce / Sync / Follow_Up that forge the real master's
+   clockIdentity (best rank, time 1 s off), from the attacker's address;
+5. ``ptp-replay``: the real master's own packets, captured with scapy and replayed from the
+   attacker's address;
+6. ``ntp-replay``: one valid client request replayed at the full rate to the NTP server.
 
 During every phase the daemon stays LOCKED on the real master, its published-time error stays
 within 2× its pre-flood baseline plus an absolute floor (FLOOR_NS, see there), and its CPU is
-bounded per flood packet (CPU_PER_PACKET_S) and back to idle after the flood. The malformed
+bounded per flood packet (CPU_PER_PACKET_S) and back to idle after the flood. Forged and
+replayed PTP packets are refused by the parent's pinned source address (``wrong_source``), and
+the replayed NTP request gets no more answers than the per-client rate limit allows. The malformed
 counters of the status snapshot and of the Prometheus metrics account exactly for the garbage
 sent: sent = counted malformed + dropped by the kernel on that socket (the socket's ``drops`` in
 ``/proc/net/udp`` inside the namespace, which must also be what ``Udp: RcvbufErrors`` of
@@ -55,6 +62,7 @@ pytestmark = pytest.mark.interop
 NTP_PORT = 12300
 METRICS_PORT = 19468
 RATE = 10_000
+KINDS = ("ptp-rogue", "ptp-garbage", "ntp-garbage", "ptp-spoof", "ptp-replay", "ntp-replay")
 SECONDS = 4.0
 #: Absolute floor on the error bound during a flood. The baseline is a few µs of software-stamp
 #: noise; the flood shares the 2 CPUs with the master, the daemon and the sender, and delays the
@@ -112,6 +120,11 @@ class Counts:
     @property
     def ptp_received(self) -> int:
         return sum(c[0] for c in self.ptp.values())
+
+    @property
+    def wrong_source(self) -> int:
+        """PTP messages with the parent's identity from another address (refused)."""
+        return self.ptp.get("wrong_source", (0, 0, 0))[0]
 
 
 def counts(sock: Path, node: Node, pid: int) -> Counts:
@@ -179,12 +192,13 @@ lock-threshold-ns = 30000
         f"{'phase':12} {'sent/s':>7} {'sent':>6} {'counted':>7} {'k.drops':>7} "
         f"{'CPU':>6} {'µs/pkt':>6} {'err max':>8} {'err rms':>8}"
     )
-    for kind in ("ptp-rogue", "ptp-garbage", "ntp-garbage"):
+    for kind in KINDS:
         before = counts(sock, n1, daemon.pid)
         sender = n2.python(
             [
                 "-m", "tests.faults.flood_sender", "--kind", kind, "--dst", n1.ip4,
                 "--rate", str(RATE), "--seconds", str(SECONDS), "--ntp-port", str(NTP_PORT),
+                "--master", master, "--iface", n2.ifname, "--capture", "2",
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -205,7 +219,7 @@ lock-threshold-ns = 30000
         after = counts(sock, n1, daemon.pid)
         assert daemon.poll() is None, daemon_log(cfg)
         sent = report["total"]
-        if kind == "ntp-garbage":
+        if kind.startswith("ntp-"):
             counted = after.ntp[2] - before.ntp[2]
             got = after.ntp[0] - before.ntp[0]
             kdrops = after.drops.get(NTP_PORT, 0) - before.drops.get(NTP_PORT, 0)
@@ -235,13 +249,27 @@ lock-threshold-ns = 30000
             after.drops,
             before.drops,
         )
-        if kind == "ptp-rogue":
+        wrong = after.wrong_source - before.wrong_source
+        if kind in ("ptp-rogue", "ptp-spoof", "ptp-replay", "ntp-replay"):
             assert counted == 0  # well-formed: parsed, never malformed
+        if kind == "ptp-spoof":
+            # every one forges the parent: refused by its source address, none lost unseen
+            assert sent - kdrops <= wrong <= sent, (sent, wrong, kdrops)
+        elif kind == "ptp-replay":
+            # mostly the master's own packets (the rest: the daemon's Delay_Reqs, dropped as
+            # its own); refused by source address all the same
+            assert wrong >= (sent - kdrops) // 2, (sent, wrong, kdrops, report["distinct"])
+        elif kind == "ntp-replay":
+            # one client at 10 k req/s: answers stay within the rate limit (16/s + burst 16),
+            # the rest get a KoD RATE at most once a second or nothing (no amplification)
+            answered = after.ntp[1] - before.ntp[1]
+            assert got == sent - kdrops, (got, sent, kdrops)
+            assert answered <= 16 * (elapsed + 2) + 16, (answered, got)
         elif kind == "ntp-garbage":
             # every datagram that reached the server socket was a request, and was dropped bad
             assert got == counted, (got, counted)
             assert sent == counted + kdrops, (sent, counted, kdrops)
-        else:
+        elif kind == "ptp-garbage":
             # legitimate Syncs/Follow_Ups share these sockets, so a kernel drop may have hit
             # one of them instead of garbage: exact when nothing was dropped, bounded otherwise
             assert counted <= sent <= counted + kdrops, (sent, counted, kdrops)

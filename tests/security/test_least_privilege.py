@@ -15,9 +15,11 @@ tests/deploy/test_deploy_filecaps.py covers the container image's file-capabilit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -206,6 +208,29 @@ log-sync-interval = -3
     cfg = config(home, up, body)
     proc = as_nobody(me, cfg, ambient="+net_bind_service", pre=pre)
     pid = daemon_pid(me, proc)
+    try:
+        _check_net_bind_service_only(me, up, home, cfg, pid)
+    finally:
+        # Stop the daemon itself: a SIGTERM to strace only detaches it, and it would run on
+        # as an orphan. strace exits with its tracee and is then waited for.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        me.stop(proc, timeout=10)
+        if Path(f"/proc/{pid}").exists():  # it outlived strace: it was orphaned, kill it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"the daemon (pid {pid}) did not stop on SIGTERM")
+    assert "Traceback" not in log_of(cfg), log_of(cfg)
+    if strace is None:
+        pytest.skip("strace not installed: capability part checked, syscall trace not")
+    calls = trace.read_text()
+    names = re.findall(r"^\d+\s+(\w+)\(", calls, re.MULTILINE)
+    assert "bind" in names and ("sendmsg" in names or "sendto" in names), calls[-2000:]
+    assert not set(names) & set(CLOCK_SETTERS), [ln for ln in calls.splitlines()
+                                                  if any(s in ln for s in CLOCK_SETTERS)]
+
+
+def _check_net_bind_service_only(me: Node, up: Node, home: Path, cfg: Path, pid: int) -> None:
     c = caps(pid)
     assert c["CapEff"] == c["CapPrm"] == c["CapAmb"] == CAP_NET_BIND_SERVICE, c
     assert not c["CapEff"] & CAP_SYS_TIME
@@ -222,12 +247,3 @@ log-sync-interval = -3
 
     assert wait_for(ptp_master, 10.0), log_of(cfg)
     assert caps(pid) == c  # nothing gained while running
-    me.stop(proc)
-    assert "Traceback" not in log_of(cfg), log_of(cfg)
-    if strace is None:
-        pytest.skip("strace not installed: capability part checked, syscall trace not")
-    calls = trace.read_text()
-    names = re.findall(r"^\d+\s+(\w+)\(", calls, re.MULTILINE)
-    assert "bind" in names and ("sendmsg" in names or "sendto" in names), calls[-2000:]
-    assert not set(names) & set(CLOCK_SETTERS), [ln for ln in calls.splitlines()
-                                                  if any(s in ln for s in CLOCK_SETTERS)]
