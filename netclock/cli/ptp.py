@@ -15,6 +15,7 @@ options override its values. ``--uds PATH`` answers ``pmc -u -s PATH`` on a Unix
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
@@ -232,6 +233,8 @@ def _record(runner: Any, identity: Any, profile: Any, primary: tuple[int, int] |
         "neighbor_rate_ratio": port.neighbor_rate_ratio_float,
         "unicast_grants": {f"{addr}/{mt}": d for (addr, mt), d in port.unicast_grants.items()},
         "stamp_counters": runner.transport.event.counters.as_dict(),
+        #: the parent's ST 2059-2 synchronization metadata, as received (None: none)
+        "sync_metadata": dataclasses.asdict(port.sync_metadata) if port.sync_metadata else None,
     }
     return rec, offsets, primary
 

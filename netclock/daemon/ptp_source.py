@@ -73,6 +73,7 @@ from netclock.ptp.datasets import PortState, TimePropertiesDS
 from netclock.ptp.port import PortConfig, PtpPort
 from netclock.ptp.profiles import Profile
 from netclock.ptp.wire import ClockIdentity, ClockQuality, PortIdentity
+from netclock.ptp.wire.smpte import LockingStatus, SyncMetadata
 from netclock.time import NS_PER_S
 
 if TYPE_CHECKING:
@@ -224,6 +225,7 @@ class PtpDomainSource:
         )
         self.info.state = "initializing"
         self.transport: PtpTransport | None = None
+        self._sync_metadata: SyncMetadata | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.timers: PortTimers | None = None
         self._refresh: asyncio.TimerHandle | None = None
@@ -361,8 +363,18 @@ class PtpDomainSource:
         assert self.transport is not None
         src = source_address(self.transport, r)
         self._deliver(r.data, self.port.handle_general_receive, _mono(), src)
-        if message_type(r.data) == "announce":
+        kind = message_type(r.data)
+        if kind == "announce":
             self._update_parent()
+        elif kind == "management" and self.port.sync_metadata is not self._sync_metadata:
+            sm = self._sync_metadata = self.port.sync_metadata
+            if sm is not None:
+                log.info("%s: ST 2059-2 synchronization metadata: %d/%d fps%s, %s, local offset "
+                         "%+d s", self.name, sm.frame_rate_numerator, sm.frame_rate_denominator,
+                         " drop-frame" if sm.drop_frame else "",
+                         LockingStatus(sm.locking_status).name.lower()
+                         if sm.locking_status in LockingStatus._value2member_map_
+                         else f"locking status {sm.locking_status}", sm.current_local_offset)
 
     def _fire(self, timer: PortTimer) -> None:
         if self._stopped:

@@ -100,6 +100,7 @@ from netclock.ptp.wire.mgmt_data import (
     TimePropertiesDataSet,
     TimeStatusNp,
 )
+from netclock.ptp.wire.smpte import LockingStatus, SyncMetadata
 from netclock.time import NS_PER_S, PtpTimestamp, TimeInterval, TimeRangeError
 
 _OWNER_IDS = count(1)
@@ -153,6 +154,23 @@ class PortConfig:
     #: acceptable master table (§17.6): only Announces from these sender ports are qualified
     #: for the BMCA (others are counted in ``not_acceptable`` and ignored). Empty = accept all.
     acceptable_masters: tuple[AcceptableMaster, ...] = ()
+    #: SMPTE ST 2059-2: as master, send this synchronization metadata (SM TLV in a Management
+    #: COMMAND to every port) once per announce interval; its masterLockingStatus follows the
+    #: port's clockClass (see :func:`locking_status`). None: send none.
+    sync_metadata: SyncMetadata | None = None
+
+
+def locking_status(clock_class: int) -> LockingStatus:
+    """ST 2059-2 masterLockingStatus for an IEEE 1588 clockClass: locked to its reference
+    (6, 13), in holdover within spec (7, 14: warm), holdover out of spec or degraded (52, 58,
+    187, 193: cold), otherwise free running."""
+    if clock_class in (6, 13):
+        return LockingStatus.LOCKED
+    if clock_class in (7, 14):
+        return LockingStatus.WARM_LOCKING
+    if clock_class in (52, 58, 187, 193):
+        return LockingStatus.COLD_LOCKING
+    return LockingStatus.FREE_RUN
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +230,7 @@ class PtpPort:
         self._owner = next(_OWNER_IDS)
         self._timers: dict[PortTimer, int] = {}
         self._seq = {"sync": 0, "announce": 0, "delay_req": 0, "pdelay_req": 0,
-                     "signaling": 0}
+                     "signaling": 0, "management": 0}
         self._parent: PortIdentity | None = None
         self._parent_announce: Announce | None = None
         self._sync: _PendingSync | None = None
@@ -250,6 +268,8 @@ class PtpPort:
         self._addresses: dict[PortIdentity, str] = {}
         self.unicast_grants: dict[tuple[str, int], int] = {}
         self._src: str | None = None
+        #: the parent's latest ST 2059-2 synchronization metadata (None: none received)
+        self.sync_metadata: SyncMetadata | None = None
         self.counters: dict[str, int] = {
             "rx": 0,
             "tx": 0,
@@ -956,6 +976,12 @@ class PtpPort:
         )
         out.append(SendGeneral(msg.pack()))
         self.counters["tx"] += 1
+        if c.sync_metadata is not None:
+            sm = replace(c.sync_metadata,
+                         locking_status=locking_status(c.clock_quality.clock_class))
+            header = self._header(self._next_seq("management"), log_interval=0x7F)
+            out.append(SendGeneral(sm.message(header).pack()))
+            self.counters["tx"] += 1
         self._set(PortTimer.ANNOUNCE, now + interval_ns(c.log_announce_interval), out)
         return out
 
@@ -1268,6 +1294,15 @@ class PtpPort:
         return reply.pack() if reply is not None else None
 
     def _on_management(self, msg: Management) -> list[Action]:
+        if msg.action == ManagementAction.COMMAND and self._from_parent(msg):
+            try:
+                sm = SyncMetadata.from_tlvs(msg.tlvs)
+            except ParseError:
+                self.counters["parse_errors"] += 1
+                return []
+            if sm is not None:  # ST 2059-2 synchronization metadata: kept, not answered
+                self.sync_metadata = sm
+                return []
         reply = self._management_reply(msg)
         if reply is None:
             return self._drop()

@@ -65,10 +65,16 @@ class Profile:
     neighbor_prop_delay_thresh: int = 0
     #: 802.1AS: the path trace TLV is attached to Announce
     path_trace: bool = False
+    #: SMPTE ST 2059-2: as master, send the synchronization metadata TLV each announce interval
+    smpte_sync_metadata: bool = False
+    #: its defaultSystemFrameRate, numerator / denominator
+    smpte_frame_rate_numerator: int = 30000
+    smpte_frame_rate_denominator: int = 1001
 
     def port_config(self, **overrides: Any) -> PortConfig:
         """The PortConfig this profile describes, with ``overrides`` (PortConfig fields) on top."""
         from netclock.ptp.wire import ClockQuality
+        from netclock.ptp.wire.smpte import SyncMetadata
 
         cfg = PortConfig(
             domain_number=self.domain_number,
@@ -85,6 +91,9 @@ class Profile:
             delay_mechanism=DELAY_MECHANISMS[self.delay_mechanism],
             follow_up_info_tlv=self.follow_up_info_tlv,
             neighbor_prop_delay_thresh=self.neighbor_prop_delay_thresh,
+            sync_metadata=SyncMetadata(self.smpte_frame_rate_numerator,
+                                       self.smpte_frame_rate_denominator)
+            if self.smpte_sync_metadata else None,
         )
         return replace(cfg, **overrides)
 
@@ -103,8 +112,10 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "priority2": (0, 255),
     "clock_class": (0, 255),
     "neighbor_prop_delay_thresh": (0, 10**12),
+    "smpte_frame_rate_numerator": (1, 0xFFFFFFFF),
+    "smpte_frame_rate_denominator": (1, 0xFFFFFFFF),
 }
-_BOOLS = ("two_step", "follow_up_info_tlv", "path_trace")
+_BOOLS = ("two_step", "follow_up_info_tlv", "path_trace", "smpte_sync_metadata")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "delay_mechanism": tuple(DELAY_MECHANISMS),
     "transport": TRANSPORTS,

@@ -136,12 +136,26 @@ def test_smpte_2059_2_profile_both_ways(link: Topology) -> None:
     assert wait_for(lambda: locked(out), 10.0), out.lines[-6:]
     a.stop(p4)
     b.stop(nc)
-    # and the other way round
+    # and the other way round: ptp4l follows a netclock master that also sends the ST 2059-2
+    # synchronization metadata (Management COMMAND messages ptp4l has no use for)
     netclock(a, "master", "--profile", "smpte-2059-2", "--priority1", "100")
-    _, lines = ptp4l(b, ["-4", "-E", "-s"], p1=200, **smpte)  # type: ignore[arg-type]
+    p4, lines = ptp4l(b, ["-4", "-E", "-s"], p1=200, **smpte)  # type: ignore[arg-type]
     assert wait_for(lambda: len(ptp4l_offsets(lines)) >= 5, 10.0), lines.lines[-8:]
     tail = ptp4l_offsets(lines)[1:]
     assert abs(sum(tail) / len(tail)) < 10_000, tail
+    b.stop(p4)
+    # a netclock slave with the profile locks too and reads the metadata off the wire
+    _, out = netclock(b, "slave", "--profile", "smpte-2059-2")
+
+    def metadata() -> dict[str, int] | None:
+        recs = [r for r in out.json() if r.get("sync_metadata")]
+        return recs[-1]["sync_metadata"] if recs else None
+
+    assert wait_for(lambda: locked(out) and metadata() is not None, 10.0), out.lines[-6:]
+    sm = metadata()
+    assert sm is not None
+    assert (sm["frame_rate_numerator"], sm["frame_rate_denominator"]) == (30000, 1001)
+    assert sm["locking_status"] == 1  # a free-running master (clockClass 248): FREE_RUN
 
 
 def _pmc(node: Node, uds: str, cmd: str, domain: int = 0) -> str:
