@@ -205,6 +205,11 @@ def test_two_domains_failover_to_the_other_domain(tmp_path: Path) -> None:
             FAST
             + "source-priority = 1\n[[ptp.extra-domain]]\ndomain = 1\nsource-priority = 2\n"
             + "[holdover]\nsource-timeout-s = 2.0\nfailover-after-s = 1.0\n"
+            # Through the bridge the software-stamped path is ~20 us each way with us of
+            # jitter (ptp4l measures the same), and two masters share the 2 CPUs: the default
+            # 10 us lock threshold can flap for many seconds on a loaded CI box. This test is
+            # about the domain failover; the error itself is still checked below 10 us.
+            + "[clock]\nlock-threshold-ns = 30000\n"
         )
         cfg = daemon_config(tmp_path, "multi", ptp_section("slave-only", body))
         t0 = time.monotonic()
