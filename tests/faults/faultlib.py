@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,15 +104,6 @@ def errors(clk: SharedClock, cmap: ClockMap, seconds: float, every: float = 0.05
             out.append(p.error_ns)
         time.sleep(every)
     return out
-
-
-def wait_for(pred: Callable[[], bool], timeout: float, every: float = 0.1) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(every)
-    return pred()
 
 
 def rms(xs: list[int]) -> float:

@@ -30,7 +30,6 @@ from tests.faults.faultlib import (
     published_jumps,
     read_record,
     rms,
-    wait_for,
 )
 from tests.support.daemons import (
     daemon_config,
@@ -39,6 +38,7 @@ from tests.support.daemons import (
     ptp_section,
     start_daemon,
     start_ptp4l,
+    wait_for,
     wait_locked,
 )
 from tests.support.netns import Node, Topology, topology_fixture

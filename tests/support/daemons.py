@@ -145,12 +145,14 @@ def mean_offset(offsets: list[int]) -> float:
 
 
 def wait_for(pred: Callable[[], Any], timeout: float, step: float = 0.2) -> bool:
+    """Poll ``pred`` every ``step`` s until it is true or ``timeout`` s have passed; it is asked
+    once more at the deadline."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
             return True
         time.sleep(step)
-    return False
+    return bool(pred())
 
 
 def daemon_config(tmp: Path, name: str, body: str) -> Path:
