@@ -108,7 +108,7 @@ def run_fault(
     relocked = wait_for(
         lambda: relocked_on(clk, master) and time.monotonic() - t_repair > 0.5,
         RELOCK_LIMIT_S,
-        every=0.05,
+        step=0.05,
     )
     t_relock = time.monotonic() - t_repair
     log = daemon_log(cfg)
