@@ -73,7 +73,7 @@ from netclock.ptp.datasets import PortState, TimePropertiesDS
 from netclock.ptp.port import PortConfig, PtpPort
 from netclock.ptp.profiles import Profile
 from netclock.ptp.wire import ClockIdentity, ClockQuality, PortIdentity
-from netclock.ptp.wire.smpte import LockingStatus, SyncMetadata
+from netclock.ptp.wire.smpte import SyncMetadata
 from netclock.time import NS_PER_S
 
 if TYPE_CHECKING:
@@ -371,10 +371,8 @@ class PtpDomainSource:
             if sm is not None:
                 log.info("%s: ST 2059-2 synchronization metadata: %d/%d fps%s, %s, local offset "
                          "%+d s", self.name, sm.frame_rate_numerator, sm.frame_rate_denominator,
-                         " drop-frame" if sm.drop_frame else "",
-                         LockingStatus(sm.locking_status).name.lower()
-                         if sm.locking_status in LockingStatus._value2member_map_
-                         else f"locking status {sm.locking_status}", sm.current_local_offset)
+                         " drop-frame" if sm.drop_frame else "", sm.locking_name,
+                         sm.current_local_offset)
 
     def _fire(self, timer: PortTimer) -> None:
         if self._stopped:

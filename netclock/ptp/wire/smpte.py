@@ -99,6 +99,14 @@ class SyncMetadata:
     def drop_frame(self) -> bool:
         return bool(self.time_address_flags & 1)
 
+    @property
+    def locking_name(self) -> str:
+        """masterLockingStatus for people: ``locked``, ``free_run``, ... or ``status N``."""
+        try:
+            return LockingStatus(self.locking_status).name.lower()
+        except ValueError:
+            return f"status {self.locking_status}"
+
     def local_seconds(self, utc_seconds: int) -> int:
         """Local time (seconds) for a UTC time, by currentLocalOffset."""
         return utc_seconds + self.current_local_offset

@@ -45,6 +45,8 @@ def test_golden_value_both_ways() -> None:
     assert GOLDEN.pack_value() == GOLDEN_VALUE
     assert SyncMetadata.unpack_value(GOLDEN_VALUE) == GOLDEN
     assert GOLDEN.drop_frame and GOLDEN.local_seconds(1_000_000) == 1_000_000 - 18000
+    assert GOLDEN.locking_name == "locked"
+    assert replace(GOLDEN, locking_status=9).locking_name == "status 9"
 
 
 def test_tlv_is_the_smpte_organization_extension() -> None:
