@@ -158,6 +158,9 @@ class Agent:
         self._chrony_warned = False
         self.main_domain = cfg.ptp.domain if cfg.ptp.enabled else NTP_DOMAIN
         self.stopped = False
+        self._tick_origin: float | None = None
+        self._tick_index = 0
+        self._tick_handle: asyncio.TimerHandle | None = None
 
     # -- sources ---------------------------------------------------------------------------------
     def _add_source(self, info: _SourceInfo, min_timeout_ns: int = 0) -> None:
@@ -605,15 +608,69 @@ class Agent:
                 self._record.close()
 
     async def _tick_loop(self, stop: asyncio.Event) -> None:
+        """Tick every TICK_S until ``stop`` is set (and once more then).
+
+        The ticks are plain ``call_at`` timers on a fixed grid (no task, future or
+        ``asyncio.wait`` per tick), and :meth:`tick_at` lets other periodic work land on the
+        same grid, so it runs in the tick's wake-up instead of one of its own.
+        """
         interval_ns = round(self.cfg.holdover.state_interval_s * NS_PER_S)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._tick_origin = loop.time()
+        self._tick_index = 0
+
+        def fire() -> None:
+            if done.done():
+                return
+            try:
+                self._tick(interval_ns)
+            except Exception as exc:  # the daemon stops on it, as it would on a failed await
+                done.set_exception(exc)
+                return
+            self._schedule_tick(loop, fire)
+
+        def stopped(_: object) -> None:
+            if not done.done():
+                done.set_result(None)
+
         # One waiter for the whole run (wait_for would make and cancel a task every tick).
         stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(stopped)
+        self._schedule_tick(loop, fire)
         try:
-            while not stop.is_set():
-                await asyncio.wait((stopping,), timeout=TICK_S)
-                self._tick(interval_ns)
+            await done
+            self._tick(interval_ns)
         finally:
             stopping.cancel()
+            if self._tick_handle is not None:
+                self._tick_handle.cancel()
+                self._tick_handle = None
+            self._tick_origin = None
+
+    def _schedule_tick(self, loop: asyncio.AbstractEventLoop, fire: Callable[[], None]) -> None:
+        origin = self._tick_origin
+        assert origin is not None
+        k = self._tick_index + 1
+        now = loop.time()
+        if origin + k * TICK_S <= now:  # late (a busy loop): the next tick of the grid
+            k = int((now - origin) / TICK_S) + 1
+        self._tick_index = k
+        self._tick_handle = loop.call_at(origin + k * TICK_S, fire)
+
+    def tick_at(self, delay_s: float) -> float:
+        """The loop time of the first tick at least ``delay_s`` from now (for ``call_at``).
+
+        A timer set there fires in the same wake-up as that tick. Before the tick loop runs
+        (or after it stopped) it is simply ``delay_s`` from now.
+        """
+        loop = asyncio.get_running_loop()
+        at = loop.time() + delay_s
+        origin = self._tick_origin
+        if origin is None:
+            return at
+        k = -int(-(at - origin) // TICK_S)  # ceil
+        return origin + max(k, 1) * TICK_S
 
     def _tick(self, interval_ns: int) -> None:
         now = time.monotonic_ns()

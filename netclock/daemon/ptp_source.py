@@ -567,7 +567,8 @@ class PtpDomainSource:
                     "%s: serving %s", self.name, ", ".join(f"{k}={v}" for k, v in changes.items())
                 )
                 self._execute(self.port.reconfigure(now, **changes))
-        self._refresh = self.loop.call_later(1.0, self._refresh_master)
+        # on the agent's tick grid: it runs in a tick's wake-up, not in one of its own
+        self._refresh = self.loop.call_at(self.agent.tick_at(1.0), self._refresh_master)
 
 
 class PtpSource:
@@ -643,7 +644,7 @@ class PtpSource:
             self.agent.main_domain = domain
         loop = self.primary.loop
         if loop is not None and not self.primary._stopped:
-            self._refresh = loop.call_later(1.0, self._follow_main_domain)
+            self._refresh = loop.call_at(self.agent.tick_at(1.0), self._follow_main_domain)
 
     def stop(self) -> None:
         if self._refresh is not None:
