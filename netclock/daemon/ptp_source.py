@@ -69,7 +69,8 @@ from netclock.ptp.actions import (
     StateChanged,
 )
 from netclock.ptp.bmca import parse_acceptable_masters
-from netclock.ptp.datasets import PortState, TimePropertiesDS
+from netclock.ptp.datasets import DelayMechanism, PortState, TimePropertiesDS
+from netclock.ptp.filters import DirectionFloors
 from netclock.ptp.port import PortConfig, PtpPort
 from netclock.ptp.profiles import Profile
 from netclock.ptp.wire import ClockIdentity, ClockQuality, PortIdentity
@@ -105,6 +106,10 @@ MAX_DELAY_NS = 100_000_000
 #: Syncs grouped per observation: about this much time's worth (1 below 4 Hz)
 GROUP_SPAN_NS = 250_000_000
 STAMP_ERROR_NS = {"hardware": 20, "kernel": 100, "user": 2_000}
+#: Syncs and delay exchanges over which each direction's delay floor is taken
+FLOOR_LENGTH = 16
+#: the delay floors serve only the least queued Sync of a group at least this large
+FLOOR_MIN_GROUP = 4
 
 
 #: [ptp] keys a profile sets too: config attribute → Profile field
@@ -212,10 +217,12 @@ class PtpDomainSource:
         )
         self.port = PtpPort(self._port_config(), self.identity, self.rng)
         #: the agent's Discipline is this source's servo (windowed fit, steps, lock state);
-        #: here only the delay gate and the least-queued pick of each group of Syncs remain
+        #: here only the delay gate, the least-queued pick of each group of Syncs and the
+        #: per-direction delay floors (master time at each picked Sync) remain
         self.max_delay_ns = MAX_DELAY_NS
         self.skipped = 0
         self._group: list[tuple[int, int, int, int]] = []  # (apparent delay, t2, master@t2, d)
+        self.floors = DirectionFloors(FLOOR_LENGTH)
         self.info = _SourceInfo(
             self.name,
             "ptp",
@@ -397,6 +404,7 @@ class PtpDomainSource:
                 self._measurement(a)
             elif isinstance(a, StateChanged):
                 log.info("%s: port %s -> %s (%s)", self.name, a.old.name, a.new.name, a.reason)
+                self.floors.reset()  # a new parent, or none: its stamps no longer apply
                 self.info.state = a.new.name.lower()
                 if a.new == PortState.MASTER:
                     self._refresh_master()
@@ -428,21 +436,43 @@ class PtpDomainSource:
             self.skipped += 1
             return
         master_at_t2 = m.t1 + m.correction + m.delay
+        self.floors.add_sync(m.t2, m.t1 + m.correction)
+        if m.t3 or m.t4:
+            # slave→master is `asym` shorter than the mean path delay
+            self.floors.add_exchange(m.t3, m.t4 - m.resp_correction + asym)
         # Of each group of Syncs spanning ~GROUP_SPAN_NS, only the least queued one (smallest
-        # t2 − t1, i.e. earliest arrival) is observed: it filters queueing noise and keeps the
-        # discipline's refits at a few per second whatever the Sync rate.
+        # t2 − t1, i.e. earliest arrival) is observed: it keeps the discipline's refits at a
+        # few per second whatever the Sync rate.
         self._group.append((m.t2 - m.t1 - m.correction, m.t2, master_at_t2, m.delay))
         size = max(GROUP_SPAN_NS // max(self._sync_gap_ns(m.t2), 1), 1)
         if len(self._group) < min(size, 16):
             return
         _, internal, external, delay = min(self._group)
+        picked_of = len(self._group)
         self._group = []
         if self._last_internal is not None and internal <= self._last_internal:
             return
         self._last_internal = internal
         tp = self.port.time_properties
-        if self.utc_mode and tp.ptp_timescale:
-            external -= tp.current_utc_offset * NS_PER_S
+        utc = tp.current_utc_offset * NS_PER_S if self.utc_mode and tp.ptp_timescale else 0
+        # The path delay from the per-direction delay floors through this source's fit (see
+        # DirectionFloors), when the observed Sync is the least queued of a group large enough
+        # to sit near its direction's floor: that Sync plus a delay filtered over whole
+        # exchanges kept a bias as large as the path's queueing excess. A lone Sync (below
+        # ~16 Sync/s) carries its own queueing excess, which only the fit could tell, and keeps
+        # the port's filtered delay, as do P2P (no t3/t4) and the time before the first fit.
+        fit = self.agent.discipline._sources[self.name].cal
+        if (
+            fit is not None
+            and picked_of >= FLOOR_MIN_GROUP
+            and self.port.config.delay_mechanism == DelayMechanism.E2E
+        ):
+            to_master = fit.to_external
+            floor = self.floors.delay(lambda t: to_master(t) + utc)  # in PTP time
+            if floor is not None:
+                external += floor - delay
+                delay = floor
+        external -= utc
         self.measurements += 1
         err = STAMP_ERROR_NS.get(self.info.stamp_source, 2_000)
         self.agent.observe(self.name, internal, external, err, delay_ns=delay)

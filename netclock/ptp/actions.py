@@ -103,7 +103,7 @@ class Measurement:
     ``offset`` = t2 − t1 − c_sync − delay: local time minus master time (local domain minus PTP
     domain, so large when the local clock is CLOCK_MONOTONIC). ``delay`` is the filtered mean path
     delay used; ``raw_delay`` the latest unfiltered one. ``correction`` is the Sync + Follow_Up
-    correctionField applied.
+    correctionField applied, ``resp_correction`` the Delay_Resp's of the t3/t4 exchange.
     """
 
     offset: int
@@ -115,6 +115,7 @@ class Measurement:
     raw_delay: int
     correction: int
     sequence_id: int
+    resp_correction: int = 0
 
 
 @dataclass(frozen=True, slots=True)

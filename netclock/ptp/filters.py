@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 
 class MedianFilter:
@@ -127,3 +128,69 @@ class DelayFilter:
 
     def reset(self) -> None:
         self.median.reset()
+
+
+class DirectionFloors:
+    """Per-direction delay floors ("lucky packets"): a path delay without queueing bias.
+
+    A two-way exchange measures the offset with an error of half the difference of its two
+    one-way delays. Where each direction's delay is a floor plus a one-sided, variable excess
+    (queueing, a bridge, a cold kernel path after idling), the least-delayed Sync combined with
+    a path delay filtered over whole exchanges keeps a bias as large as that excess (µs on this
+    kernel's bridge). Here each direction is filtered on its own: over the last ``length`` Syncs
+    and the last ``length`` delay exchanges, the smallest master→slave and slave→master delays
+    as seen through a local→master mapping ``to_master`` (the current fit). Those are
+    ``floor_ms + e`` and ``floor_sm − e``, ``e`` being the mapping's error, so their mean
+    (:meth:`delay`) is the mean of the two floors whatever ``e`` is (to first order: a rate
+    error ``ρ`` adds ``ρ × Δt / 2`` between the two picked samples). Master time at a
+    least-queued Sync's ``t2`` is then ``t1 + c + delay``: still one raw Sync per observation,
+    so the fit keeps its rate information. Recomputed from the raw stamps at each call, so a
+    refitted mapping leaves no stale residuals. Pure: stamps in, ns out.
+    """
+
+    def __init__(self, length: int = 16) -> None:
+        if length < 1:
+            raise ValueError("floor filter length must be >= 1")
+        self.length = length
+        self._sync: deque[tuple[int, int]] = deque(maxlen=length)
+        self._exchange: deque[tuple[int, int]] = deque(maxlen=length)
+
+    def add_sync(self, t2: int, master_tx: int) -> None:
+        """A Sync received at local ``t2``, sent at master time ``master_tx`` (t1 + corrections)."""
+        self._sync.append((t2, master_tx))
+
+    def add_exchange(self, t3: int, master_rx: int) -> None:
+        """A Delay_Req sent at local ``t3``, received at master time ``master_rx`` (t4 − c_resp).
+
+        The same exchange offered twice (every Measurement repeats the latest one) counts once.
+        """
+        if not self._exchange or self._exchange[-1] != (t3, master_rx):
+            self._exchange.append((t3, master_rx))
+
+    def ready(self) -> bool:
+        return bool(self._sync) and bool(self._exchange)
+
+    def floors(self, to_master: Callable[[int], int]) -> tuple[int, int] | None:
+        """(smallest master→slave, smallest slave→master) delay through ``to_master``; None
+        before both directions have a sample."""
+        if not self.ready():
+            return None
+        ms = min(to_master(t2) - tx for t2, tx in self._sync)
+        sm = min(rx - to_master(t3) for t3, rx in self._exchange)
+        return ms, sm
+
+    def delay(self, to_master: Callable[[int], int]) -> int | None:
+        """The mean of the two floors; None before both directions have a sample, or when the
+        round trip is negative (the master's time stepped inside the window: the samples are
+        dropped)."""
+        f = self.floors(to_master)
+        if f is None:
+            return None
+        if f[0] + f[1] < 0:
+            self.reset()
+            return None
+        return (f[0] + f[1]) // 2
+
+    def reset(self) -> None:
+        self._sync.clear()
+        self._exchange.clear()

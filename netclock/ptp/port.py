@@ -237,7 +237,7 @@ class PtpPort:
         self._early_follow_up: FollowUp | None = None
         self._last_sync: tuple[int, int, int] | None = None  # t1, t2, c_sync
         self._delay_req: _PendingDelayReq | None = None
-        self._last_exchange: tuple[int, int] = (0, 0)  # t3, t4
+        self._last_exchange: tuple[int, int, int] = (0, 0, 0)  # t3, t4, Delay_Resp correction
         self._raw_delay = 0
         self._measurements_from_parent = 0
         self._offset = 0
@@ -854,13 +854,13 @@ class PtpPort:
         offset = offset_from_master(t1, t2, delay, c_sync)
         self._offset = offset
         self._delay = delay
-        t3, t4 = self._last_exchange
+        t3, t4, c_resp = self._last_exchange
         raw = self._raw_delay
         if self.config.delay_mechanism != DelayMechanism.E2E:
-            t3 = t4 = 0
+            t3 = t4 = c_resp = 0
             raw = self._raw_pdelay if self.config.delay_mechanism == DelayMechanism.P2P else 0
         out: list[Action] = [
-            Measurement(offset, delay, t1, t2, t3, t4, raw, c_sync, sequence_id)
+            Measurement(offset, delay, t1, t2, t3, t4, raw, c_sync, sequence_id, c_resp)
         ]
         self.counters["measurements"] += 1
         self._measurements_from_parent += 1
@@ -913,7 +913,7 @@ class PtpPort:
         raw = mean_path_delay(t1, t2, p.t3, p.t4, c_sync, p.c_resp,
                               self._rate_num, self._rate_den)
         self._raw_delay = raw
-        self._last_exchange = (p.t3, p.t4)
+        self._last_exchange = (p.t3, p.t4, p.c_resp)
         had = self._delay_ready() is not None
         self.delay_filter.sample(raw)
         filtered = self._delay_ready()

@@ -3,8 +3,11 @@
 The port already filters the mean path delay (median + thresholds, :class:`DelayFilter`). Here
 each Measurement becomes one calibration observation ``(internal=t2, external=t1 + c + delay)``
 after an optional moving median over the offset (``offset_median`` samples; 1 = off) and a
-delay gate (a measurement whose raw delay exceeds ``max_delay_ns`` is skipped). The result is
-the calibration the daemon publishes, plus the per-sample figures ptp4l prints.
+delay gate (a measurement whose raw delay exceeds ``max_delay_ns`` is skipped). Once a first
+fit exists, the least queued Sync of a group of at least ``FLOOR_MIN_GROUP`` (a lone Sync
+carries its own queueing excess) takes its path delay from the per-direction delay floors
+(:class:`DirectionFloors`, ``floor_length`` Syncs and exchanges; 0 = off) through that fit. The
+result is the calibration the daemon publishes, plus the per-sample figures ptp4l prints.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from dataclasses import dataclass
 
 from netclock.calibration import Calibration, FitResult, WindowedCalibration
 from netclock.ptp.actions import Measurement
-from netclock.ptp.filters import MedianFilter
+from netclock.ptp.filters import DirectionFloors, MedianFilter
 from netclock.time import NS_PER_S
+
+#: the delay floors serve only the least queued Sync of a group at least this large
+FLOOR_MIN_GROUP = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,7 @@ class PtpServo:
         step_threshold_ns: int = 1_000_000,
         sync_select: int = 0,
         select_span_ns: int = 500_000_000,
+        floor_length: int = 16,
     ) -> None:
         """``window_ns``: when set, the window follows the measurement rate so that it spans
         about this much time (between ``window_size`` and ``max_window_size`` samples); None
@@ -71,7 +78,10 @@ class PtpServo:
         self.sync_select = sync_select
         self.select_span_ns = select_span_ns
         self._auto_select = 1
-        self._group: list[tuple[int, int, int]] = []  # (queueing proxy, internal, external)
+        #: (queueing proxy, internal, external, master send time t1 + c)
+        self._group: list[tuple[int, int, int, int]] = []
+        self.floor_length = floor_length
+        self.floors = DirectionFloors(max(floor_length, 1))
 
     def configure(
         self,
@@ -82,8 +92,15 @@ class PtpServo:
         max_delay_ns: int | None = None,
         window_ns: int | None = None,
         sync_select: int | None = None,
+        floor_length: int | None = None,
     ) -> None:
-        """Change any parameter while running (``window_ns=0`` turns the adaptive window off)."""
+        """Change any parameter while running (``window_ns=0`` turns the adaptive window off,
+        ``floor_length=0`` the delay floors)."""
+        if floor_length is not None:
+            if floor_length < 0:
+                raise ValueError("floor_length must be >= 0 (0 = off)")
+            self.floor_length = floor_length
+            self.floors = DirectionFloors(max(floor_length, 1))
         if window_size is not None:
             self.min_window_size = window_size
         if window_ns is not None:
@@ -101,6 +118,7 @@ class PtpServo:
     def reset(self) -> None:
         self.calibration.reset()
         self.offset_filter.reset()
+        self.floors.reset()
         self._group = []
 
     @property
@@ -114,6 +132,9 @@ class PtpServo:
         internal = m.t2
         self._adapt_window(internal)
         observed = m.t1 + m.correction + m.delay  # master time at t2
+        self.floors.add_sync(m.t2, m.t1 + m.correction)
+        if m.t3 or m.t4:
+            self.floors.add_exchange(m.t3, m.t4 - m.resp_correction)
         off = self.offset_filter.sample(observed - internal)
         external = internal + off
         cal = self.calibration.calibration
@@ -138,10 +159,14 @@ class PtpServo:
             fit = self.calibration.add_observation(internal, external, 0)
         else:
             # queueing proxy: how late this Sync arrived against the current calibration
-            self._group.append((cal.to_external(internal) - observed, internal, external))
+            self._group.append(
+                (cal.to_external(internal) - observed, internal, external, m.t1 + m.correction)
+            )
             if len(self._group) >= select:
-                _, i, e = min(self._group)
+                _, i, e, sent = min(self._group)
                 self._group = []
+                if select >= FLOOR_MIN_GROUP:
+                    e = self._floored(cal, sent, e)
                 fit = self.calibration.add_observation(i, e, 0)
         cal = self.calibration.calibration
         if cal is not None and abs(cal.rate_ppb()) > self.max_rate_ppb:
@@ -151,9 +176,19 @@ class PtpServo:
         return ServoSample(internal, external, offset_ns, m.delay, freq, fit)
 
 
+    def _floored(self, cal: Calibration | None, sent: int, external: int) -> int:
+        """Master time at a Sync's arrival: its ``sent`` time (t1 + c) plus the delay floors'
+        path delay through ``cal`` when both exist (E2E), else ``external`` (the port's
+        filtered delay)."""
+        if cal is None or not self.floor_length:
+            return external
+        delay = self.floors.delay(cal.to_external)
+        return external if delay is None else sent + delay
+
     def _restart(self) -> None:
         self.resets += 1
         self._far = 0
+        self.floors.reset()
         self._group = []
         self.calibration.reset()
         self.offset_filter.reset()
