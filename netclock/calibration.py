@@ -31,7 +31,10 @@ made robust):
   *step*: the older observations are shifted by it, the rate is kept, and the epoch is bumped;
 * a longer run of disagreeing observations that do not agree on a step means the fit itself
   is wrong (a wild first fit): the window restarts from them (epoch bumped, counted);
-* every parameter can change at run time (:meth:`WindowedCalibration.configure`).
+* every parameter can change at run time (:meth:`WindowedCalibration.configure`);
+* a window whose errors are all equal (PTP's kernel or hardware stamps) is fitted from exact
+  running sums kept as observations come and go, not by a dozen passes over it on every
+  observation (the same fit within float rounding; only the outlier test visits each point).
 
 The defaults (with ``window_span_ns`` = :data:`DEFAULT_WINDOW_SPAN_NS`, as the daemon's
 discipline sets it) are what ``bench/estimators.py`` measures through
@@ -269,6 +272,154 @@ def fit_observations(
     )
 
 
+class _WindowSums:
+    """Exact running sums over a window of observations, for :func:`_fit_sums`.
+
+    Relative to a fixed base (``bx``, ``by``): ``X = internal - bx`` and ``Y = (external - by)
+    - X`` (offset against elapsed, as :func:`fit_observations` fits), plus the errors. Python
+    ints, so adding and removing observations never loses anything, and the centred sums a
+    fit needs come out exact whatever the base.
+    """
+
+    __slots__ = ("adds", "bx", "by", "n", "se", "see", "sx", "sxx", "sxy", "sy", "syy")
+
+    def __init__(self, obs: Iterable[Observation], bx: int, by: int) -> None:
+        self.bx, self.by = bx, by
+        self.n = self.sx = self.sy = self.sxx = self.sxy = self.syy = self.se = self.see = 0
+        self.adds = 0
+        for o in obs:
+            self.add(o)
+
+    def add(self, o: Observation) -> None:
+        x = o.internal - self.bx
+        y = o.external - self.by - x
+        e = o.error_ns
+        self.n += 1
+        self.sx += x
+        self.sy += y
+        self.sxx += x * x
+        self.sxy += x * y
+        self.syy += y * y
+        self.se += e
+        self.see += e * e
+        self.adds += 1
+
+    def remove(self, o: Observation) -> None:
+        x = o.internal - self.bx
+        y = o.external - self.by - x
+        e = o.error_ns
+        self.n -= 1
+        self.sx -= x
+        self.sy -= y
+        self.sxx -= x * x
+        self.sxy -= x * y
+        self.syy -= y * y
+        self.se -= e
+        self.see -= e * e
+
+    def uniform_errors(self) -> bool:
+        """Every observation has the same ``error_ns`` (so all weights are equal)."""
+        return self.n * self.see == self.se * self.se
+
+
+def _fit_sums(
+    items: Sequence[Observation],
+    sums: _WindowSums,
+    *,
+    epoch: int,
+    error_floor_ns: int,
+    outlier_k: float,
+    min_points: int,
+) -> FitResult | None:
+    """:func:`fit_observations` of a window whose errors are all equal, from its exact sums.
+
+    Equal errors mean equal weights, so the weighted line is the plain least-squares line:
+    its slope, intercept and residual statistics follow from the sums (exact ints, one float
+    rounding at the end instead of one per term), and a refit without the outliers from the
+    same sums less theirs. Only the outlier test still looks at each residual. The result is
+    :func:`fit_observations`' within float rounding.
+    """
+    n = sums.n
+    if n < max(2, min_points):
+        return None
+    base = items[-1]
+    xb, yb = base.internal, base.external
+    xo = xb - sums.bx  # the newest observation in the sums' frame
+    yo = yb - sums.by - xo
+    sx, sy, sxx, sxy, syy = sums.sx, sums.sy, sums.sxx, sums.sxy, sums.syy
+    line = _sums_line(n, sx, sy, sxx, sxy, xo, yo)
+    if line is None:
+        return None
+    rejected = 0
+    if outlier_k > 0.0 and n > min_points:
+        s, mx, my = line
+        floor = float(max(error_floor_ns, 1))
+        d0 = yb - xb  # offsets relative to the anchor's, exact ints before any float
+        c = my - s * mx
+        res = [((o.external - o.internal) - d0) - (c + s * (o.internal - xb)) for o in items]
+        med = _upper_median(res)
+        dev = [abs(r - med) for r in res]
+        lim = outlier_k * max(1.4826 * _upper_median(dev), floor)
+        if max(dev) > lim:
+            out = [items[i] for i, d in enumerate(dev) if d > lim]
+            kept = n - len(out)
+            if kept >= max(2, min_points):
+                bx, by = sums.bx, sums.by
+                for o in out:
+                    x = o.internal - bx
+                    y = o.external - by - x
+                    sx -= x
+                    sy -= y
+                    sxx -= x * x
+                    sxy -= x * y
+                    syy -= y * y
+                refit = _sums_line(kept, sx, sy, sxx, sxy, xo, yo)
+                if refit is not None:
+                    rejected, n, line = len(out), kept, refit
+    s, mx, my = line
+    cxx = n * sxx - sx * sx  # n × the centred sums
+    cxy = n * sxy - sx * sy
+    cyy = n * syy - sy * sy
+    # Offset (external - internal) at the anchor: my - s·mx, exact but for the last division.
+    off0 = ((sy - n * yo) * cxx - cxy * (sx - n * xo)) / (n * cxx)
+    if not (math.isfinite(s) and math.isfinite(off0)):
+        return None
+    rate_num = RATE_DENOM + round(s * RATE_DENOM)
+    if not 0 < rate_num <= MAX_RATE_TERM:
+        return None
+    cal = Calibration(
+        internal=xb,
+        external=yb + round(off0),
+        rate_num=rate_num,
+        rate_denom=RATE_DENOM,
+        epoch=epoch,
+    )
+    # Residual sum of squares of the least-squares line, (Syy·Sxx − Sxy²) / Sxx centred.
+    ss_res = max(cyy * cxx - cxy * cxy, 0) / (n * cxx)
+    # r² of external against internal: SS_tot of x + y.
+    st = sx + sy
+    ss_tot = (n * (sxx + 2 * sxy + syy) - st * st) / n
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0.0 else 0.0
+    return FitResult(
+        calibration=cal,
+        r_squared=r2,
+        used=n,
+        rejected=rejected,
+        residual_rms_ns=math.sqrt(ss_res / n),
+    )
+
+
+def _sums_line(
+    n: int, sx: int, sy: int, sxx: int, sxy: int, xo: int, yo: int
+) -> tuple[float, float, float] | None:
+    """:func:`_weighted_line` with equal weights, from exact sums: ``(s, mx, my)`` with the
+    means relative to ``(xo, yo)``, or None."""
+    cxx = n * sxx - sx * sx
+    if cxx <= 0:
+        return None
+    return (n * sxy - sx * sy) / cxx, (sx - n * xo) / n, (sy - n * yo) / n
+
+
 @dataclass
 class _Pending:
     """Observations that disagree with the fit: a step candidate."""
@@ -364,7 +515,10 @@ class WindowedCalibration:
         self._emin: deque[tuple[int, int]] = deque()  # (seq, error) increasing errors
         self._recent: deque[int] = deque(maxlen=65536)  # every error, withheld ones too
         self._resid: deque[tuple[int, int]] = deque(maxlen=65536)  # (excess, residual)
+        self._zero_excess = 0  # how many of the newest _resid have excess 0
         self._hold_since: int | None = None
+        #: exact running sums of the window (None: recomputed at the next fit)
+        self._sums: _WindowSums | None = None
         self.window_size = 128
         self.window_threshold = 4
         self.window_span_ns = 0
@@ -526,6 +680,7 @@ class WindowedCalibration:
         if self._cal is not None:
             self._epoch += 1
         self._obs.clear()
+        self._sums = None
         self._pending = _Pending()
         self._far.clear()
         self._cal = None
@@ -572,9 +727,12 @@ class WindowedCalibration:
             if self.step_threshold_ns > 0 and abs(resid) - error_ns > self.step_threshold_ns:
                 return self._disagree(ob, cal)
             self._resid.append((excess, resid))
+            self._zero_excess = self._zero_excess + 1 if excess == 0 else 0
         self._pending = _Pending()
         self._far.clear()
         self._obs.append(ob)
+        if self._sums is not None:
+            self._sums.add(ob)
         self._trim()
         self._adapt_floor(typical)
         if len(self._obs) < self.window_threshold:
@@ -588,12 +746,15 @@ class WindowedCalibration:
         while len(obs) > size and (
             len(obs) > limit or not span or obs[-1].internal - obs[0].internal > span
         ):
-            obs.popleft()
+            gone = obs.popleft()
+            if self._sums is not None:
+                self._sums.remove(gone)
 
     def _forget_errors(self) -> None:
         self._emin.clear()
         self._recent.clear()
         self._resid.clear()
+        self._zero_excess = 0
         self._hold_since = None
         self.effective_floor_ns = self.error_floor_ns
 
@@ -644,7 +805,11 @@ class WindowedCalibration:
             # sharply as the measured jitter justifies.
             floor = max(floor, self.floor_k * typical)
             n = min(max(self.window_size, len(self._obs)), len(self._resid))
-            if self.floor_scale > 0.0 and n >= 16:
+            if self.floor_scale > 0.0 and n >= 16 and self._zero_excess >= n:
+                # Every error equal to the least (PTP's stamps): no excess to regress on, the
+                # model below finds k = 0 and takes the flattest weighting, without the passes.
+                floor = max(floor, 1e9)
+            elif self.floor_scale > 0.0 and n >= 16:
                 # If the offsets scatter regardless of their error (symmetric noise), sharp
                 # weights only discard samples. Model resid² = s0² + k·excess² (least squares);
                 # weights 1/(s0² + k·excess²) mean floor² = s0²/k. Take the flatter weighting.
@@ -671,7 +836,9 @@ class WindowedCalibration:
             self._pending = _Pending()
             self._obs.clear()
             self._obs.extend(far)
+            self._sums = None
             self._resid.clear()
+            self._zero_excess = 0
             self._epoch += 1
             self.fit_resets += 1
             fit = self._fit()
@@ -691,8 +858,10 @@ class WindowedCalibration:
         self._obs.clear()
         self._obs.extend(shifted)
         self._obs.extend(cands)
+        self._sums = None
         self._trim()
         self._resid.clear()
+        self._zero_excess = 0
         self._epoch += 1
         self.steps += 1
         fit = self._fit()
@@ -715,6 +884,23 @@ class WindowedCalibration:
         return True
 
     def _fit(self) -> FitResult | None:
+        obs = self._obs
+        sums = self._sums
+        if sums is None or sums.adds > 4096:  # (re)based on the oldest: the ints stay small
+            sums = self._sums = (
+                _WindowSums(obs, obs[0].internal, obs[0].external) if obs else None
+            )
+        if sums is not None and sums.uniform_errors():
+            # Equal errors (PTP's stamps, a reference clock): the fit from the running sums
+            # instead of a dozen passes over the whole window on every observation.
+            return _fit_sums(
+                obs,
+                sums,
+                epoch=self._epoch,
+                error_floor_ns=self.error_floor_ns,
+                outlier_k=self.outlier_k,
+                min_points=min(self.window_threshold, len(obs)),
+            )
         return fit_observations(
             self._obs,
             epoch=self._epoch,
