@@ -78,6 +78,9 @@ class PtpTimestamp:
     MAX_NS: ClassVar[int] = UINT48_MAX * NS_PER_S + NS_PER_S - 1
 
     def __post_init__(self) -> None:
+        s, n = self.seconds, self.nanoseconds
+        if type(s) is int and type(n) is int and 0 <= s <= UINT48_MAX and 0 <= n < NS_PER_S:
+            return  # the common case, without the calls below
         if not 0 <= _check_int("seconds", self.seconds) <= UINT48_MAX:
             raise TimeRangeError(f"PtpTimestamp seconds {self.seconds} outside 0..2^48-1")
         if not 0 <= _check_int("nanoseconds", self.nanoseconds) < NS_PER_S:
@@ -127,6 +130,9 @@ class TimeInterval:
     MIN_NS: ClassVar[int] = INT64_MIN >> 16
 
     def __post_init__(self) -> None:
+        v = self.scaled_ns
+        if type(v) is int and INT64_MIN <= v <= INT64_MAX:
+            return
         if not INT64_MIN <= _check_int("scaled_ns", self.scaled_ns) <= INT64_MAX:
             raise TimeRangeError(f"TimeInterval scaled value {self.scaled_ns} outside int64")
 

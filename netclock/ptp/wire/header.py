@@ -23,6 +23,11 @@ CONTROL_FIELD: dict[int, int] = {
 LOG_INTERVAL_NONE = 0x7F
 
 _ZERO_PORT = PortIdentity(ClockIdentity(b"\0" * 8), 0)
+_ZERO_CORRECTION = TimeInterval(0)
+#: decoded sourcePortIdentity octets → PortIdentity, flagField → Flags (see Header.unpack)
+_PORT_IDENTITIES: dict[bytes, PortIdentity] = {}
+_FLAGS: dict[int, Flags] = {}
+_CACHE_MAX = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,20 @@ class Header:
     _S: ClassVar[struct.Struct] = struct.Struct("!BBHBBHq4s10sHBb")
 
     def __post_init__(self) -> None:
+        flags = int(self.flags)
+        if (
+            0 <= self.sequence_id <= 0xFFFF
+            and 0 <= self.domain_number <= 0xFF
+            and 0 <= self.major_sdo_id <= 0xF
+            and 0 <= self.minor_sdo_id <= 0xFF
+            and 0 <= self.version <= 0xF
+            and 0 <= self.minor_version <= 0xF
+            and 0 <= self.message_type_specific <= 0xFFFFFFFF
+            and 0 <= flags <= 0xFFFF
+            and -128 <= self.log_message_interval <= 127
+            and (self.control_field is None or 0 <= self.control_field <= 0xFF)
+        ):
+            return  # every decoded header, and almost every built one: no loop below
         for name, value, hi in (
             ("sequence_id", self.sequence_id, 0xFFFF),
             ("domain_number", self.domain_number, 0xFF),
@@ -61,7 +80,7 @@ class Header:
             ("version", self.version, 0xF),
             ("minor_version", self.minor_version, 0xF),
             ("message_type_specific", self.message_type_specific, 0xFFFFFFFF),
-            ("flags", int(self.flags), 0xFFFF),
+            ("flags", flags, 0xFFFF),
         ):
             if not 0 <= value <= hi:
                 raise ValueError(f"{name}={value} outside 0..{hi}")
@@ -105,12 +124,23 @@ class Header:
         message_type = b0 & 0xF
         if b1 & 0xF != 2:
             raise ParseError(f"versionPTP {b1 & 0xF} is not 2")
+        # A peer sends the same identity, flags and (mostly zero) correction over and over:
+        # the immutable values are shared instead of built per message.
+        port_identity = _PORT_IDENTITIES.get(spi)
+        if port_identity is None:
+            port_identity = PortIdentity.unpack(spi)
+            if len(_PORT_IDENTITIES) >= _CACHE_MAX:
+                _PORT_IDENTITIES.clear()
+            _PORT_IDENTITIES[spi] = port_identity
+        flag_value = _FLAGS.get(flags)
+        if flag_value is None:
+            flag_value = _FLAGS[flags] = Flags(flags)  # at most 2^16 of them
         header = cls(
-            source_port_identity=PortIdentity.unpack(spi),
+            source_port_identity=port_identity,
             sequence_id=seq,
             domain_number=domain,
-            flags=Flags(flags),
-            correction=TimeInterval(corr),
+            flags=flag_value,
+            correction=_ZERO_CORRECTION if corr == 0 else TimeInterval(corr),
             log_message_interval=log_int,
             major_sdo_id=b0 >> 4,
             minor_sdo_id=minor_sdo,
