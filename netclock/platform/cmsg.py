@@ -208,6 +208,24 @@ def parse_ancillary(ancdata: Iterable[tuple[int, int, bytes]]) -> Ancillary:
     return Ancillary(ts, err)
 
 
+def software_stamp_only(ancdata: list[tuple[int, int, bytes]]) -> int | None:
+    """The software stamp (CLOCK_REALTIME ns) when ``ancdata`` is exactly one well-formed
+    ``SCM_TIMESTAMPING`` cmsg holding a software stamp and no hardware one: what every
+    received datagram carries on a software-stamping socket. ``None`` otherwise: then
+    :func:`parse_ancillary` says what there is (or raises). A fast path, not a second parser:
+    it accepts nothing that :func:`parse_ancillary` would decode differently."""
+    if len(ancdata) != 1:
+        return None
+    level, typ, data = ancdata[0]
+    if level != SOL_SOCKET or typ != SCM_TIMESTAMPING or len(data) < SCM_TIMESTAMPING_SIZE:
+        return None
+    s0, n0, _s1, _n1, s2, n2 = _TIMESPEC3.unpack_from(data)
+    if s2 or n2 or not (s0 or n0) or not 0 <= n0 < NS_PER_S:
+        return None
+    ns: int = s0 * NS_PER_S + n0
+    return ns
+
+
 def pack_scm_timestamping(software_ns: int | None, hardware_ns: int | None = None) -> bytes:
     """Build the bytes the kernel would put in a ``SCM_TIMESTAMPING`` cmsg (for tests/tools)."""
 

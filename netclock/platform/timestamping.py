@@ -78,6 +78,7 @@ from netclock.platform.cmsg import (
     Ancillary,
     CmsgError,
     parse_ancillary,
+    software_stamp_only,
 )
 
 T = TypeVar("T")
@@ -579,6 +580,12 @@ class StampedSocket:
             self._drain_errqueue()
 
     def _rx_stamp(self, anc: list[tuple[int, int, bytes]], flags: int, user_ns: int) -> Stamp:
+        if anc and not flags & _MSG_CTRUNC:
+            sw = software_stamp_only(anc)
+            if sw is not None:  # the usual datagram: one software stamp, as _kernel_stamp maps it
+                m = self.clock_map.to_mono_within(sw, user_ns - RX_MAX_AGE_NS, user_ns)
+                self.counters.rx_kernel += 1
+                return Stamp(m.mono_ns, "kernel", sw, m.uncertainty_ns)
         try:
             parsed = parse_ancillary(anc) if anc else Ancillary()
         except CmsgError:
