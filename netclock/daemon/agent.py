@@ -66,6 +66,7 @@ log = logging.getLogger("netclock")
 #: Shared-memory / snapshot domain number of NTP-derived time (0..255 are PTP domains).
 NTP_DOMAIN = 256
 TICK_S = 0.25
+TICK_NS = round(TICK_S * NS_PER_S)
 
 
 class CapabilityError(PermissionError):
@@ -161,6 +162,10 @@ class Agent:
         self._tick_origin: float | None = None
         self._tick_index = 0
         self._tick_handle: asyncio.TimerHandle | None = None
+        self._published_mono_ns = -TICK_NS  # when the shared-memory record was last written
+        self._identity_cache: tuple[tuple[str, str, bytes], tuple[IdentityKind, bytes]] | None = (
+            None
+        )
 
     # -- sources ---------------------------------------------------------------------------------
     def _add_source(self, info: _SourceInfo, min_timeout_ns: int = 0) -> None:
@@ -328,7 +333,7 @@ class Agent:
                 )
             else:
                 log.info("%s: %s", e.kind, e.detail)
-        self._publish(now)
+        self._publish(now, tick=source is None and not events)
         if self._record is not None and (source is not None or events):
             # tick-detected changes (holdover, failover) are recorded too
             self._write_record(now, source or self.discipline._selected or "")
@@ -414,31 +419,54 @@ class Agent:
             sources=tuple(sources),
         )
 
-    def _publish(self, now: int) -> None:
+    def _publish(self, now: int, *, tick: bool = False) -> None:
+        """Write the shared-memory record (what :meth:`domain_snapshot` says, built directly).
+
+        A tick (``tick=True``) that changed nothing (no discipline event) does not rewrite a
+        record published less than a tick ago: between observations arriving at the tick
+        rate or faster it would only refresh ``update_mono_ns``. In holdover, or with no
+        source, the tick still refreshes it every TICK_S.
+        """
         if self._shm is None:
             return
-        d = self.domain_snapshot(now)
+        if tick and now - self._published_mono_ns < TICK_NS:
+            return
+        self._published_mono_ns = now
+        disc = self.discipline
+        d = disc.snapshot(now, with_sources=False)
         info = self._selected_info()
-        cal = self.discipline.published
-        kind, ident = IdentityKind.NONE, b""
+        kind, ident, hops = IdentityKind.NONE, b"", 0
+        timescale, utc_offset_s, utc_offset_valid = Timescale.ARB, 0, False
+        leap = Leap.NO_WARNING
         if info is not None:
-            kind, ident = _identity(info)
+            key = (info.kind, info.identity, info.identity_bytes)
+            cached = self._identity_cache
+            if cached is None or cached[0] != key:
+                cached = self._identity_cache = (key, _identity(info))
+            kind, ident = cached[1]
+            hops = info.hops
+            timescale, utc_offset_s, utc_offset_valid = (
+                info.timescale, info.utc_offset_s, info.utc_offset_valid
+            )
+            leap = info.leap
         rec = DomainRecord(
-            domain=d.domain,
-            calibration=cal,
-            lock_state=d.lock_state,
+            domain=self.main_domain,
+            calibration=disc.published,
+            lock_state=d.state,
             quality=d.quality,
-            timescale=d.timescale,
-            error_bound_ns=d.error_bound_ns,
-            error_growth_ps_per_s=d.error_growth_ps_per_s,
+            timescale=timescale,
+            error_bound_ns=max(d.error_bound_ns, 0),
+            error_growth_ps_per_s=(
+                round(d.rate_sigma_ppb * 1000) if d.state != LockState.FREERUN else 0
+            ),
             update_mono_ns=now,
-            utc_offset_s=d.utc_offset_s,
-            utc_offset_valid=d.utc_offset_valid,
-            leap61=d.leap61,
-            leap59=d.leap59,
+            utc_offset_s=utc_offset_s,
+            utc_offset_valid=utc_offset_valid,
+            leap61=leap == Leap.INSERT_SECOND,
+            leap59=leap == Leap.DELETE_SECOND,
             identity_kind=kind,
             identity=ident,
-            hops=info.hops if info else 0,
+            hops=hops,
         )
         self._shm.publish([rec])
 
