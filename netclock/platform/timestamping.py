@@ -575,7 +575,17 @@ class StampedSocket:
                 continue
             stamp = self._rx_stamp(anc, flags, user_ns)
             self.counters.rx_datagrams += 1
-            self._deliver(Received(data, tuple(addr), stamp))
+            received = Received(data, tuple(addr), stamp)
+            on_receive = self.on_receive
+            if on_receive is None:
+                self._deliver(received)
+                continue
+            try:  # _call inlined: the callback style is the daemon's, once per datagram
+                on_receive(received)
+            except Exception as exc:
+                self.loop.call_exception_handler(
+                    {"message": "StampedSocket callback failed", "exception": exc, "socket": self}
+                )
         if not self._closed and (self._pending or not got or not dry):
             self._drain_errqueue()
 
