@@ -343,9 +343,10 @@ class PtpDomainSource:
             # with: that domain's source counts it
             return
         kind = message_type(data)
-        before = self.port.counters["parse_errors"]
-        rejected_before = self.port.counters["not_acceptable"]
-        spoofed_before = self.port.counters["wrong_source"]
+        counters = self.port.counters
+        before = counters["parse_errors"]
+        rejected_before = counters["not_acceptable"]
+        spoofed_before = counters["wrong_source"]
         try:
             actions = handler(data, *args)
         except Exception:  # a peer's packet must never stop the daemon
@@ -353,13 +354,18 @@ class PtpDomainSource:
             log.exception("%s: dropped a %s message that broke the port", self.name, kind)
             self._count(kind, rx=1, bad=1)
             return
-        bad = int(self.port.counters["parse_errors"] > before)
-        self._count(kind, rx=1, bad=bad)
-        if self.port.counters["not_acceptable"] > rejected_before:
+        c = self.info.packets.get(kind)
+        if c is None:
+            c = self.info.packets[kind] = [0, 0, 0]
+        c[0] += 1
+        if counters["parse_errors"] > before:
+            c[2] += 1
+        if counters["not_acceptable"] > rejected_before:
             self._count("announce_rejected", rx=1)  # not on ptp.acceptable-masters
-        if self.port.counters["wrong_source"] > spoofed_before:
+        if counters["wrong_source"] > spoofed_before:
             self._count("wrong_source", rx=1)  # the parent's identity from another address
-        self._execute(actions)
+        if actions:
+            self._execute(actions)
 
     def _on_event(self, r: Received) -> None:
         assert self.transport is not None
