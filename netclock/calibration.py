@@ -514,6 +514,7 @@ class WindowedCalibration:
         self._seq = 0
         self._emin: deque[tuple[int, int]] = deque()  # (seq, error) increasing errors
         self._recent: deque[int] = deque(maxlen=65536)  # every error, withheld ones too
+        self._same_error = 0  # how many of the newest _recent are equal
         self._resid: deque[tuple[int, int]] = deque(maxlen=65536)  # (excess, residual)
         self._zero_excess = 0  # how many of the newest _resid have excess 0
         self._hold_since: int | None = None
@@ -753,6 +754,7 @@ class WindowedCalibration:
     def _forget_errors(self) -> None:
         self._emin.clear()
         self._recent.clear()
+        self._same_error = 0
         self._resid.clear()
         self._zero_excess = 0
         self._hold_since = None
@@ -770,10 +772,17 @@ class WindowedCalibration:
         while q[0][0] <= self._seq - horizon:
             q.popleft()
         lo = q[0][1]
-        self._recent.append(error_ns)
+        self._push_error(error_ns)
         k = min(n, len(self._recent))
+        if self._same_error >= k:  # the newest k are all this error: it is their median
+            return error_ns - lo, error_ns - lo
         recent = sorted(islice(reversed(self._recent), k))
         return error_ns - lo, recent[k // 2] - lo
+
+    def _push_error(self, error_ns: int) -> None:
+        recent = self._recent
+        self._same_error = self._same_error + 1 if recent and recent[-1] == error_ns else 1
+        recent.append(error_ns)
 
     def _withhold(self, internal: int, excess: int, typical: int) -> bool:
         """Delay-spike filter: True when the observation's error is abnormally high."""
@@ -794,7 +803,7 @@ class WindowedCalibration:
         self._forget_errors()
         self._seq += 1
         self._emin.append((self._seq, last))
-        self._recent.append(last)
+        self._push_error(last)
         return False
 
     def _adapt_floor(self, typical: int) -> None:
