@@ -93,6 +93,17 @@ class Calibration:
     epoch: int = 0
 
     def __post_init__(self) -> None:
+        if (
+            type(self.internal) is int
+            and type(self.external) is int
+            and type(self.rate_num) is int
+            and type(self.rate_denom) is int
+            and type(self.epoch) is int
+            and 0 < self.rate_num <= MAX_RATE_TERM
+            and 0 < self.rate_denom <= MAX_RATE_TERM
+            and self.epoch >= 0
+        ):
+            return  # the checks below, in one expression (a calibration is made per fit)
         for name in ("internal", "external", "rate_num", "rate_denom", "epoch"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
