@@ -17,7 +17,7 @@ All namespaces share one system clock, so the true offset is 0:
   (ptp4l), measured from process start;
 * CPU seconds (utime+stime) and peak RSS from /proc of each slave process.
 
-    sudo python bench/ptp_vs_ptp4l.py [--seconds 30] [--topology bridge|pairs]
+    sudo python bench/ptp_vs_ptp4l.py [--seconds 30] [--topology bridge|pairs] [--sync -4]
 """
 
 from __future__ import annotations
@@ -169,11 +169,13 @@ def main() -> int:
     ap.add_argument("--topology", choices=("bridge", "pairs"), default="bridge",
                     help="bridge: one master and both slaves on one bridge (the issue's setup); "
                          "pairs: each slave on a direct veth link to its own master")
+    ap.add_argument("--sync", type=int, action="append", choices=(0, -4),
+                    help="logSyncInterval to run (repeatable; default: 0 and -4)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 1
-    rows = [run(s, args.seconds, args.topology) for s in (0, -4)]
+    rows = [run(s, args.seconds, args.topology) for s in (args.sync or [0, -4])]
     print(f"PTP slave comparison ({args.topology}), {args.seconds:.0f} s per run, steady state = "
           "last 60 %")
     hdr = (f"{'logSync':>7} {'ptp4l rms':>10} {'ptp4l p95':>10} {'nc raw rms':>11} "
