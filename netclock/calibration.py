@@ -171,6 +171,20 @@ def _dot(a: Iterable[float], b: Iterable[float]) -> float:
     return float(sum(map(mul, a, b)))
 
 
+def _line_calibration(s: float, off0: float, xb: int, yb: int, epoch: int) -> Calibration | None:
+    """The calibration of a fitted line: slope ``s`` (rate − 1) and offset ``off0`` at the
+    bases ``(xb, yb)``; None when either is not finite or the rate is out of range."""
+    if not (math.isfinite(s) and math.isfinite(off0)):
+        return None
+    rate_num = RATE_DENOM + round(s * RATE_DENOM)
+    if not 0 < rate_num <= MAX_RATE_TERM:
+        return None
+    return Calibration(
+        internal=xb, external=yb + round(off0), rate_num=rate_num, rate_denom=RATE_DENOM,
+        epoch=epoch,
+    )
+
+
 def _weighted_line(
     x: Sequence[float], y: Sequence[float], w: Sequence[float]
 ) -> tuple[float, float, float] | None:
@@ -251,18 +265,9 @@ def fit_observations(
     s, mx, my = line
     # Offset (external - internal) at the anchor dx = 0.
     off0 = my - s * mx
-    if not (math.isfinite(s) and math.isfinite(off0)):
+    cal = _line_calibration(s, off0, xb, yb, epoch)
+    if cal is None:
         return None
-    rate_num = RATE_DENOM + round(s * RATE_DENOM)
-    if not 0 < rate_num <= MAX_RATE_TERM:
-        return None
-    cal = Calibration(
-        internal=xb,
-        external=yb + round(off0),
-        rate_num=rate_num,
-        rate_denom=RATE_DENOM,
-        epoch=epoch,
-    )
     # Residual statistics (floats: statistics only).
     sw = sum(w)
     res = [yi - (my + s * (xi - mx)) for xi, yi in zip(x, y, strict=True)]
@@ -393,18 +398,9 @@ def _fit_sums(
     cyy = n * syy - sy * sy
     # Offset (external - internal) at the anchor: my - s·mx, exact but for the last division.
     off0 = ((sy - n * yo) * cxx - cxy * (sx - n * xo)) / (n * cxx)
-    if not (math.isfinite(s) and math.isfinite(off0)):
+    cal = _line_calibration(s, off0, xb, yb, epoch)
+    if cal is None:
         return None
-    rate_num = RATE_DENOM + round(s * RATE_DENOM)
-    if not 0 < rate_num <= MAX_RATE_TERM:
-        return None
-    cal = Calibration(
-        internal=xb,
-        external=yb + round(off0),
-        rate_num=rate_num,
-        rate_denom=RATE_DENOM,
-        epoch=epoch,
-    )
     # Residual sum of squares of the least-squares line, (Syy·Sxx − Sxy²) / Sxx centred.
     ss_res = max(cyy * cxx - cxy * cxy, 0) / (n * cxx)
     # r² of external against internal: SS_tot of x + y.
