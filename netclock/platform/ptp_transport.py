@@ -105,14 +105,26 @@ class UdpPtpTransport:
             open_udp("", event_port, **kw),  # type: ignore[arg-type]
             loop=loop, on_receive=on_event, timestamping=timestamping,
         )
+        # RX stamps on the general port too: they order Follow_Ups among Syncs when the two
+        # sockets are read by an RxPoller (no TX stamp is asked for on this socket)
         self.general = StampedSocket(
             open_udp("", general_port, **kw),  # type: ignore[arg-type]
-            loop=loop, on_receive=on_general, timestamping=False,
+            loop=loop, on_receive=on_general, timestamping=timestamping,
         )
 
     @property
     def mode(self) -> str:
         return str(getattr(self.event, "mode", "unknown"))
+
+    @property
+    def sockets(self) -> tuple[StampedSocket, ...]:
+        """The sockets to read (for an :class:`~netclock.platform.timestamping.RxPoller`)."""
+        return (self.event, self.general)
+
+    @property
+    def arrival_stamped(self) -> bool:
+        """Every socket stamps datagrams in the kernel (or NIC) on arrival: polling is safe."""
+        return all(s.mode in ("kernel", "hardware") for s in self.sockets)
 
     def _dest(self, data: bytes) -> str:
         return self.pdelay_group if data and data[0] & 0x0F in _PEER_TYPES else self.group
@@ -270,6 +282,14 @@ class L2PtpTransport:
     @property
     def mode(self) -> str:
         return str(getattr(self.event, "mode", "unknown"))
+
+    @property
+    def sockets(self) -> tuple[StampedSocket, ...]:
+        return (self.event,)
+
+    @property
+    def arrival_stamped(self) -> bool:
+        return self.event.mode in ("kernel", "hardware")
 
     def _dest(self, data: bytes) -> tuple[str, int, int, int, bytes]:
         mac = self.pdelay if data and data[0] & 0x0F in _PEER_TYPES else self.primary

@@ -39,6 +39,10 @@ The error queue is also drained right after each event send (software stamps are
 queued when ``sendmsg`` returns). TX stamps are requested per send (a ``SO_TIMESTAMPING`` cmsg),
 so only event messages consume an ``OPT_ID`` key; keys are counted per socket from 0.
 Do not hand these sockets to asyncio transports or uvloop (they spin or crash on TX stamps).
+
+:class:`RxPoller` reads a set of these sockets on a timer instead (``pause_reader`` takes them
+off the loop): with kernel stamps, taken on arrival, reading later costs no accuracy, and a
+slave's few wake-ups a second cost far less CPU than one per datagram.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ import fcntl
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -359,6 +363,7 @@ class StampedSocket:
         self._queue: collections.deque[Received] = collections.deque(maxlen=queue_size)
         self._waiters: collections.deque[asyncio.Future[Received]] = collections.deque()
         self._closed = False
+        self._polled = False
 
         sock.setblocking(False)
         if timestamping:
@@ -473,7 +478,7 @@ class StampedSocket:
         self._pending[key] = pending
         self._drain_errqueue()
         if key in self._pending:
-            pending.timer = self.loop.call_later(self.tx_timeout_s, self._tx_timeout, key)
+            pending.timer = self.loop.call_later(self.tx_timeout_s, self._tx_timer, key)
             if len(self._pending) > self.max_pending:
                 self._tx_timeout(next(iter(self._pending)))
         return key
@@ -488,6 +493,13 @@ class StampedSocket:
 
         self.send_event_cb(data, addr, done)
         return fut
+
+    def _tx_timer(self, key: int) -> None:
+        """The TX-stamp deadline: read the error queue once more (a polled socket is not woken
+        by ``EPOLLERR``), and give up on ``key`` only if its stamp is still not there."""
+        if not self._closed:
+            self._drain_errqueue()
+        self._tx_timeout(key)
 
     def _tx_timeout(self, key: int) -> None:
         pending = self._pending.pop(key, None)
@@ -589,6 +601,66 @@ class StampedSocket:
         if not self._closed and (self._pending or not got or not dry):
             self._drain_errqueue()
 
+    # -- polling instead of per-datagram wake-ups --------------------------------------------
+
+    @property
+    def polled(self) -> bool:
+        """True while :meth:`pause_reader` has taken the socket off the loop's reader set."""
+        return self._polled
+
+    def pause_reader(self) -> None:
+        """Stop waking per datagram: the caller reads with :meth:`collect` on its own timer.
+
+        Only worth it with kernel or hardware stamps, taken on arrival: reading a datagram
+        later does not change its stamp. Error-queue stamps of sends are still read at once
+        after each send, and again at the TX deadline.
+        """
+        if self._closed or self._polled:
+            return
+        self._polled = True
+        with contextlib.suppress(ValueError, OSError, RuntimeError):
+            self.loop.remove_reader(self.sock.fileno())
+
+    def resume_reader(self) -> None:
+        """Wake per datagram again (undoes :meth:`pause_reader`); reads what queued meanwhile."""
+        if self._closed or not self._polled:
+            return
+        self._polled = False
+        self.loop.add_reader(self.sock.fileno(), self.handle_readable)
+        self.handle_readable()
+
+    def collect(self, limit: int = 1024) -> list[Received]:
+        """Read the queued datagrams (at most ``limit``) without delivering them, then drain the
+        error queue. For :class:`RxPoller`, which merges several sockets in arrival order."""
+        out: list[Received] = []
+        if self._closed:
+            return out
+        self.counters.reader_calls += 1
+        sock = self.sock
+        bufsize = self.bufsize
+        for _ in range(limit):
+            try:
+                data, anc, flags, addr = sock.recvmsg(bufsize, _ANC_BUFSIZE)
+            except BlockingIOError:
+                break
+            except OSError:
+                self.counters.rx_errors += 1
+                continue
+            user_ns = time.monotonic_ns()
+            if flags & _MSG_TRUNC:
+                self.counters.rx_truncated += 1
+                continue
+            stamp = self._rx_stamp(anc, flags, user_ns)
+            self.counters.rx_datagrams += 1
+            out.append(Received(data, tuple(addr), stamp))
+        self._drain_errqueue()
+        return out
+
+    def dispatch(self, received: Received) -> None:
+        """Deliver one datagram from :meth:`collect` as the reader callback would."""
+        if not self._closed:
+            self._deliver(received)
+
     def _rx_stamp(self, anc: list[tuple[int, int, bytes]], flags: int, user_ns: int) -> Stamp:
         if anc and not flags & _MSG_CTRUNC:
             sw = software_stamp_only(anc)
@@ -670,8 +742,9 @@ class StampedSocket:
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(ValueError, OSError, RuntimeError):
-            self.loop.remove_reader(self.sock.fileno())
+        if not self._polled:
+            with contextlib.suppress(ValueError, OSError, RuntimeError):
+                self.loop.remove_reader(self.sock.fileno())
         for key in list(self._pending):
             self._tx_timeout(key)
         while self._waiters:
@@ -685,3 +758,120 @@ class StampedSocket:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RxPoller:
+    """Reads a set of stamped sockets on a timer instead of waking per datagram.
+
+    A slave's packets carry kernel (or NIC) stamps taken on arrival, so how soon Python reads
+    them changes no stamp: only how late the calibration hears of them. At 16 Sync/s a PTP
+    slave gets about 40 datagrams a second on two sockets, and each wake-up of an asyncio loop
+    costs far more CPU than the datagram's own handling; reading every ``interval_s`` on
+    ``align``'s grid (the daemon's tick, so both share one wake-up) cuts that to a few.
+
+    The datagrams of all the sockets are delivered in the order of their RX stamps, so that
+    messages split over two sockets (a PTP Sync on the event port, its Follow_Up on the
+    general port) arrive in the order they were received. Use only when every socket has
+    kernel or hardware stamps: userspace stamps are the read time, and would both lose
+    accuracy and scramble that order.
+
+    A burst (a flood, a crowded segment) would overflow the sockets' receive buffers between
+    two polls and take the wanted datagrams with it: a poll that reads ``busy`` datagrams or
+    more puts the sockets back on per-datagram wake-ups (``busy`` is True, ``bursts`` counts
+    it), and polling resumes at the first interval that received fewer than half as many.
+    """
+
+    def __init__(
+        self,
+        sockets: Sequence[StampedSocket],
+        interval_s: float,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        align: Callable[[float], float] | None = None,
+        busy: int = 64,
+    ) -> None:
+        if not 0 < interval_s < RX_MAX_AGE_NS / 1e9:
+            raise ValueError("the poll interval must be above 0 and below RX_MAX_AGE_NS")
+        if busy < 2:
+            raise ValueError("busy must be at least 2 datagrams")
+        self.sockets = list(sockets)
+        self.interval_s = interval_s
+        self.loop = loop if loop is not None else asyncio.get_running_loop()
+        self.align = align
+        self.busy_threshold = busy
+        #: reading per datagram until a burst ends
+        self.busy = False
+        self.bursts = 0
+        self.polls = 0
+        self.delivered = 0
+        self._rx_mark = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._timer is not None
+
+    def start(self) -> None:
+        """Take the sockets off the reader set and poll them (no-op if running)."""
+        if self._timer is not None:
+            return
+        self.busy = False
+        for s in self.sockets:
+            s.pause_reader()
+        self._schedule()
+
+    def stop(self) -> None:
+        """Read what is queued now and go back to per-datagram wake-ups (no-op if stopped)."""
+        if self._timer is None:
+            return
+        self._timer.cancel()
+        self._timer = None
+        self.busy = False
+        self.poll()
+        for s in self.sockets:
+            s.resume_reader()
+
+    def _received(self) -> int:
+        return sum(s.counters.rx_datagrams for s in self.sockets)
+
+    def _schedule(self) -> None:
+        at = (self.align(self.interval_s) if self.align is not None
+              else self.loop.time() + self.interval_s)
+        self._timer = self.loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        if self.busy:
+            received = self._received()
+            if received - self._rx_mark < self.busy_threshold // 2:  # the burst is over
+                self.busy = False
+                for s in self.sockets:
+                    s.pause_reader()
+                self.poll()
+            self._rx_mark = received
+        elif self.poll() >= self.busy_threshold:
+            self.busy = True
+            self.bursts += 1
+            for s in self.sockets:
+                s.resume_reader()
+            self._rx_mark = self._received()
+        if self._timer is not None:
+            self._schedule()
+
+    def poll(self) -> int:
+        """Read and deliver everything queued now, in RX-stamp order; returns the count."""
+        self.polls += 1
+        batches = [(s, s.collect()) for s in self.sockets if not s.closed]
+        if len(batches) == 1:
+            sock, items = batches[0]
+            for r in items:
+                sock.dispatch(r)
+            self.delivered += len(items)
+            return len(items)
+        merged = sorted(
+            ((r.stamp.ns, i, r) for i, (_, items) in enumerate(batches) for r in items),
+            key=lambda t: (t[0], t[1]),
+        )
+        for _, i, r in merged:
+            batches[i][0].dispatch(r)
+        self.delivered += len(merged)
+        return len(merged)

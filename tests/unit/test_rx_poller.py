@@ -1,0 +1,254 @@
+"""RxPoller and StampedSocket.pause_reader/collect: reading stamped sockets on a timer.
+
+Real loopback sockets with kernel stamps: a paused socket delivers nothing until it is polled,
+its stamps are still the arrival times, two sockets are merged in arrival order, TX stamps of
+sends still arrive, and stopping the poller goes back to a wake-up per datagram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import pytest
+
+from netclock.platform.clockmap import ClockMap
+from netclock.platform.timestamping import Received, RxPoller, Stamp, StampedSocket
+from netclock.platform.udp import open_udp
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(asyncio.wait_for(coro, 10))
+
+
+def _pair(seen: list[tuple[str, Received]], tag: str, cmap: ClockMap) -> StampedSocket:
+    return StampedSocket(open_udp("127.0.0.1"), clock_map=cmap,
+                         on_receive=lambda r: seen.append((tag, r)))
+
+
+def test_paused_socket_delivers_on_poll_with_arrival_stamps() -> None:
+    async def main() -> None:
+        cmap = ClockMap()
+        seen: list[tuple[str, Received]] = []
+        rx = _pair(seen, "a", cmap)
+        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        poller = RxPoller([rx], 0.2)
+        try:
+            poller.start()
+            assert rx.polled and poller.running
+            sent_at = []
+            for i in range(5):
+                sent_at.append(time.monotonic_ns())
+                tx.send_general(b"m%d" % i, rx.local_address)
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
+            assert seen == []  # no wake-up per datagram while paused
+            polled_at = time.monotonic_ns()
+            assert poller.poll() == 5
+            assert [r.data for _, r in seen] == [b"m%d" % i for i in range(5)]
+            for (_, r), t in zip(seen, sent_at, strict=True):
+                assert r.stamp_source == "kernel"
+                # stamped on arrival, not when read: each within a few ms of its send, and
+                # the first one long before the poll
+                assert t - 1_000_000 <= r.rx_ns <= t + 5_000_000
+            assert polled_at - seen[0][1].rx_ns > 40_000_000
+            assert rx.counters.rx_kernel == 5 and rx.counters.rx_user == 0
+        finally:
+            poller.stop()
+            rx.close()
+            tx.close()
+
+    run(main())
+
+
+def test_two_sockets_are_merged_in_arrival_order() -> None:
+    """As a PTP Sync (event port) and its Follow_Up (general port): sent alternately to two
+    sockets, they are delivered in the order they arrived, not socket by socket."""
+
+    async def main() -> None:
+        cmap = ClockMap()
+        seen: list[tuple[str, Received]] = []
+        event, general = _pair(seen, "event", cmap), _pair(seen, "general", cmap)
+        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        poller = RxPoller([event, general], 0.25)
+        try:
+            poller.start()
+            order = []
+            for i in range(8):
+                dest = event if i % 2 == 0 else general
+                order.append(("event" if dest is event else "general", b"%d" % i))
+                tx.send_general(b"%d" % i, dest.local_address)
+                await asyncio.sleep(0.002)
+            await asyncio.sleep(0.01)
+            assert poller.poll() == 8
+            assert [(tag, r.data) for tag, r in seen] == order
+            stamps = [r.rx_ns for _, r in seen]
+            assert stamps == sorted(stamps)
+        finally:
+            poller.stop()
+            event.close()
+            general.close()
+            tx.close()
+
+    run(main())
+
+
+def test_timer_polls_and_stop_returns_to_per_datagram_wakeups() -> None:
+    async def main() -> None:
+        cmap = ClockMap()
+        seen: list[tuple[str, Received]] = []
+        rx = _pair(seen, "a", cmap)
+        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        loop = asyncio.get_running_loop()
+        aligned: list[float] = []
+
+        def align(delay_s: float) -> float:
+            aligned.append(delay_s)
+            return loop.time() + delay_s
+
+        poller = RxPoller([rx], 0.05, align=align)
+        try:
+            poller.start()
+            tx.send_general(b"x", rx.local_address)
+            await asyncio.sleep(0.12)  # the timer, not a wake-up, delivered it
+            assert [r.data for _, r in seen] == [b"x"]
+            assert poller.polls >= 2 and aligned and set(aligned) == {0.05}
+            tx.send_general(b"queued", rx.local_address)
+            await asyncio.sleep(0.005)
+            poller.stop()  # reads what queued, then resumes the reader
+            assert not rx.polled and not poller.running
+            assert [r.data for _, r in seen] == [b"x", b"queued"]
+            polls = poller.polls
+            tx.send_general(b"woken", rx.local_address)
+            await asyncio.sleep(0.02)
+            assert [r.data for _, r in seen][-1] == b"woken" and poller.polls == polls
+        finally:
+            poller.stop()
+            rx.close()
+            tx.close()
+
+    run(main())
+
+
+def test_tx_stamps_of_a_paused_socket_still_arrive() -> None:
+    """The error queue is read right after each send, and at the TX deadline: a paused socket
+    (no EPOLLERR wake-up) still gets every kernel TX stamp."""
+
+    async def main() -> None:
+        cmap = ClockMap()
+        seen: list[tuple[str, Received]] = []
+        a = _pair(seen, "a", cmap)
+        peer = open_udp("127.0.0.1")
+        poller = RxPoller([a], 0.3)
+        try:
+            poller.start()
+            stamps: list[Stamp | None] = []
+            for i in range(10):
+                before = time.monotonic_ns()
+                a.send_event_cb(b"e%d" % i, peer.getsockname(), stamps.append)
+                after = time.monotonic_ns()
+                await asyncio.sleep(0.001)
+                assert len(stamps) == i + 1
+                s = stamps[-1]
+                assert s is not None and s.source == "kernel"
+                assert before - s.uncertainty_ns - 1 <= s.ns <= after + s.uncertainty_ns + 1
+            assert a.counters.tx_kernel == 10 and a.counters.tx_timeouts == 0
+            assert a.pending_tx == 0
+        finally:
+            poller.stop()
+            a.close()
+            peer.close()
+
+    run(main())
+
+
+def test_tx_deadline_reads_the_error_queue_before_giving_up() -> None:
+    """A stamp that arrives after the send (not drained then) is still taken at the deadline
+    instead of the userspace fallback."""
+
+    async def main() -> None:
+        cmap = ClockMap()
+        a = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap, tx_timeout_s=0.05)
+        peer = open_udp("127.0.0.1")
+        a.pause_reader()
+        drain = a._drain_errqueue
+        skipped = []
+
+        def skip_once() -> None:  # the drain right after sendmsg finds nothing, as if late
+            if not skipped:
+                skipped.append(True)
+                return
+            drain()
+
+        a._drain_errqueue = skip_once  # type: ignore[method-assign]
+        got: list[Stamp | None] = []
+        try:
+            a.send_event_cb(b"late", peer.getsockname(), got.append)
+            assert got == [] and a.pending_tx == 1
+            await asyncio.sleep(0.1)
+            assert len(got) == 1 and got[0] is not None and got[0].source == "kernel"
+            assert a.counters.tx_timeouts == 0 and a.counters.tx_kernel == 1
+        finally:
+            a.close()
+            peer.close()
+
+    run(main())
+
+
+def test_interval_is_checked_and_close_while_paused_is_clean() -> None:
+    async def main() -> None:
+        cmap = ClockMap()
+        seen: list[tuple[str, Received]] = []
+        a = _pair(seen, "a", cmap)
+        for bad in (0.0, -1.0, 1.0, 5.0):
+            with pytest.raises(ValueError):
+                RxPoller([a], bad)
+        poller = RxPoller([a], 0.1)
+        poller.start()
+        a.close()  # the owner closes its socket under a running poller
+        assert poller.poll() == 0
+        poller.stop()
+        assert a.closed and a.collect() == []
+
+    run(main())
+
+
+def test_a_burst_switches_to_per_datagram_wakeups_until_it_ends() -> None:
+    """Polling would let a flood overflow the receive buffer between two polls (and drop the
+    wanted datagrams with the flood): a poll that finds ``busy`` or more goes back to a
+    wake-up per datagram, and polling resumes once an interval is quiet again."""
+
+    async def main() -> None:
+        cmap = ClockMap()
+        seen: list[tuple[str, Received]] = []
+        rx = _pair(seen, "a", cmap)
+        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        poller = RxPoller([rx], 0.05, busy=20)
+        try:
+            poller.start()
+            for i in range(30):  # a burst: 30 in one interval
+                tx.send_general(b"b%d" % i, rx.local_address)
+            await asyncio.sleep(0.08)
+            assert poller.busy and poller.bursts == 1 and not rx.polled
+            n = len(seen)
+            tx.send_general(b"during", rx.local_address)
+            await asyncio.sleep(0.005)  # delivered by a wake-up, well before the next poll
+            assert len(seen) == n + 1 and seen[-1][1].data == b"during"
+            await asyncio.sleep(0.15)  # quiet intervals: polling again
+            assert not poller.busy and rx.polled
+            tx.send_general(b"after", rx.local_address)
+            await asyncio.sleep(0.005)
+            assert seen[-1][1].data != b"after"  # waits for the next poll
+            await asyncio.sleep(0.08)
+            assert seen[-1][1].data == b"after"
+            assert len(seen) == 32 and rx.counters.rx_kernel == 32
+        finally:
+            poller.stop()
+            rx.close()
+            tx.close()
+
+    run(main())
