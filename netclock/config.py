@@ -257,6 +257,17 @@ class PtpSection:
         "the syscall), or auto (kernel when available).",
         choices=("auto", "kernel", "user"),
     )
+    rx_poll_ms: int = knob(
+        250,
+        "Read the PTP sockets every this many ms instead of waking per packet, while the port "
+        "is not a master and the kernel stamps packets on arrival (so reading them later "
+        "changes no timestamp; the calibration only hears of them up to this much later). At "
+        "16 Sync/s it turns about 40 wake-ups a second into 4 and cuts the daemon's CPU. A "
+        "multiple of 250 shares the daemon's tick wake-up. 0: wake per packet.",
+        min=0,
+        max=500,
+        unit="ms",
+    )
     log_announce_interval: int = knob(1, "log2 seconds between Announce messages.", min=-7, max=7)
     log_sync_interval: int = knob(0, "log2 seconds between Sync messages.", min=-7, max=7)
     log_min_delay_req_interval: int = knob(

@@ -119,6 +119,9 @@ class SourceSnapshot:
     stamp_source: str = "user"
     """Where receive stamps come from: ``hardware``, ``kernel`` or ``user``."""
     packets: tuple[PacketCounters, ...] = ()
+    rx_poll_ms: int = 0
+    """How often the source's sockets are read, in ms (``ptp.rx-poll-ms`` while a PTP port is
+    not a master); 0: as each packet arrives."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +338,7 @@ def _source_out(s: SourceSnapshot) -> dict[str, Any]:
         "rate_ppb": s.rate_ppb,
         "r_squared": s.r_squared,
         "stamp_source": s.stamp_source,
+        "rx_poll_ms": s.rx_poll_ms,
         "packets": [
             {
                 "message_type": p.message_type,
@@ -375,4 +379,5 @@ def _source_in(x: object, where: str) -> SourceSnapshot:
         r_squared=_float(m, "r_squared", where),
         stamp_source=_str(m, "stamp_source", where),
         packets=tuple(packets),
+        rx_poll_ms=_int(m, "rx_poll_ms", where) if "rx_poll_ms" in m else 0,
     )

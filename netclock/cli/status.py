@@ -134,7 +134,7 @@ def render_status(snap: Any) -> str:
                 "yes" if s.reachable else "no",
                 _dur(s.offset_ns, signed=True),
                 _dur(s.path_delay_ns),
-                s.stamp_source,
+                s.stamp_source + (f"/{s.rx_poll_ms}ms" if s.rx_poll_ms else ""),
                 str(rx),
                 str(tx),
                 str(bad),

@@ -95,6 +95,7 @@ class _SourceInfo:
     offset_ns: int | None = None
     delay_ns: int | None = None
     stamp_source: str = "user"
+    rx_poll_ms: int = 0
     state: str = ""
     packets: dict[str, list[int]] = field(default_factory=dict)
     leap: Leap = Leap.NO_WARNING
@@ -333,6 +334,8 @@ class Agent:
                 )
             else:
                 log.info("%s: %s", e.kind, e.detail)
+                if e.kind == "source" and self.ptp is not None:
+                    self.ptp.update_main_domain()  # publish the new source's domain with it
         self._publish(now, tick=source is None and not events)
         if self._record is not None and (source is not None or events):
             # tick-detected changes (holdover, failover) are recorded too
@@ -390,6 +393,7 @@ class Agent:
                     rate_ppb=st.rate_ppb if st else None,
                     r_squared=st.r_squared if st else None,
                     stamp_source=info.stamp_source,
+                    rx_poll_ms=info.rx_poll_ms,
                     packets=tuple(
                         PacketCounters(t, rx, tx, bad) for t, (rx, tx, bad) in info.packets.items()
                     ),

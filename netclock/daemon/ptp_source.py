@@ -57,7 +57,7 @@ from netclock.platform.ptp_transport import (
     open_transport,
     source_address,
 )
-from netclock.platform.timestamping import Received, Stamp
+from netclock.platform.timestamping import Received, RxPoller, Stamp
 from netclock.ptp.actions import (
     Action,
     CancelTimer,
@@ -232,6 +232,8 @@ class PtpDomainSource:
         )
         self.info.state = "initializing"
         self.transport: PtpTransport | None = None
+        #: reads the sockets on the tick grid while not a master (ptp.rx-poll-ms)
+        self.poller: RxPoller | None = None
         self._sync_metadata: SyncMetadata | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.timers: PortTimers | None = None
@@ -265,7 +267,7 @@ class PtpDomainSource:
 
     # -- life cycle ------------------------------------------------------------------------------
     async def start(self) -> None:
-        from netclock.daemon.agent import bind_error
+        from netclock.daemon.agent import TICK_S, bind_error
 
         self.loop = asyncio.get_running_loop()
         self.timers = PortTimers(self.loop, self._fire)
@@ -299,8 +301,19 @@ class PtpDomainSource:
             self.transport.close()
             raise OSError(f"ptp.timestamping = kernel, but the socket gives {mode} stamps")
         self.info.stamp_source = mode
+        if self.cfg.rx_poll_ms and self.transport.arrival_stamped:
+            interval = self.cfg.rx_poll_ms / 1000
+            on_grid = interval >= TICK_S and (interval / TICK_S).is_integer()
+            # the tick at least half a tick short of the interval away: called from within a
+            # tick, tick_at(interval) would round a late-running callback up to the next one
+            half = TICK_S / 2
+            self.poller = RxPoller(
+                self.transport.sockets, interval, loop=self.loop,
+                align=(lambda d: self.agent.tick_at(d - half)) if on_grid else None,
+            )
         self._refresh_master()
         self._execute(self.port.start(_mono()))
+        self._follow_poll_mode()
         where = (
             f"ports {self.cfg.event_port}/{self.cfg.general_port}"
             if prof.transport != "l2"
@@ -319,8 +332,22 @@ class PtpDomainSource:
             self.identity.clock_identity,
         )
 
+    def _follow_poll_mode(self) -> None:
+        """Poll the sockets unless the port is a master: a master answers Delay_Reqs and
+        sends Follow_Ups as they come, a slave's stamps do not depend on when it reads."""
+        if self.poller is None or self._stopped:
+            return
+        if self.port.state == PortState.MASTER:
+            self.poller.stop()
+            self.info.rx_poll_ms = 0
+        else:
+            self.poller.start()
+            self.info.rx_poll_ms = self.cfg.rx_poll_ms
+
     def stop(self) -> None:
         self._stopped = True
+        if self.poller is not None and self.poller.running:
+            self.poller.stop()
         if self.timers is not None:
             self.timers.cancel_all()
         if self._refresh is not None:
@@ -415,6 +442,7 @@ class PtpDomainSource:
                 if a.new == PortState.MASTER:
                     self._refresh_master()
                 self._update_parent()
+                self._follow_poll_mode()
 
     def _send_event(self, a: SendEvent) -> None:
         assert self.transport is not None
@@ -669,7 +697,17 @@ class PtpSource:
             self._follow_main_domain()
 
     def _follow_main_domain(self) -> None:
+        """Keep the published domain number the selected domain's, once a second (and at once
+        on a source switch: see :meth:`update_main_domain`)."""
+        self.update_main_domain()
+        loop = self.primary.loop
+        if loop is not None and not self.primary._stopped:
+            self._refresh = loop.call_at(self.agent.tick_at(1.0), self._follow_main_domain)
+
+    def update_main_domain(self) -> None:
         """The published domain number is the selected domain's (the primary's otherwise)."""
+        if len(self.sources) < 2:
+            return
         selected = self.agent._selected_info()
         domain = self.primary.domain
         for s in self.sources:
@@ -678,9 +716,6 @@ class PtpSource:
         if domain != self.agent.main_domain:
             log.info("PTP domain %d drives the main time", domain)
             self.agent.main_domain = domain
-        loop = self.primary.loop
-        if loop is not None and not self.primary._stopped:
-            self._refresh = loop.call_at(self.agent.tick_at(1.0), self._follow_main_domain)
 
     def stop(self) -> None:
         if self._refresh is not None:

@@ -91,6 +91,9 @@ def test_ptp4l_master_daemon_slave_locks_within_10us(topo: Topology, tmp_path: P
         src = next(s for s in fetch_snapshot(sock).sources if s.kind == "ptp")
         return {p.message_type: (p.received, p.sent, p.malformed) for p in src.packets}
 
+    # read on the tick, not per packet (ptp.rx-poll-ms): the stamps are the kernel's
+    src = next(s for s in fetch_snapshot(sock).sources if s.kind == "ptp")
+    assert src.rx_poll_ms == 250 and src.stamp_source == "kernel", src
     assert wait_for(lambda: counters().get("sync", (0, 0, 0))[2] >= 1, 5.0), counters()
     c = counters()
     assert c["announce"][2] >= 1 and c["follow_up"][0] > 10 and c["delay_req"][1] > 3, c
@@ -192,7 +195,13 @@ def test_role_auto_follows_better_master_then_takes_over(tmp_path: Path) -> None
                 return ""
             return next((s.state for s in snap.sources if s.kind == "ptp"), "")
 
+        def rx_poll_ms() -> int:
+            snap = fetch_snapshot(sock)
+            return next(s.rx_poll_ms for s in snap.sources if s.kind == "ptp")
+
         assert wait_for(lambda: port_state() == "slave", 10.0), daemon_log(cfg)
+        # a slave reads its sockets on the tick (ptp.rx-poll-ms, default 250 ms)...
+        assert rx_poll_ms() == 250
         clk = open_clock(tmp_path / "auto" / "clock.shm", 10.0)
         assert clk is not None, daemon_log(cfg)
         time.sleep(5.0)  # a few seconds of rate measurement for the holdover that follows
@@ -202,6 +211,8 @@ def test_role_auto_follows_better_master_then_takes_over(tmp_path: Path) -> None
         assert first == first_gm()
         n0.stop(gm)
         assert wait_for(lambda: port_state() == "master", 10.0), daemon_log(cfg)
+        # ...a master as each packet comes (it answers Delay_Reqs and sends Follow_Ups)
+        assert rx_poll_ms() == 0
         assert wait_for(lambda: gm_seen_by_slave() == own, 8.0), (gm_seen_by_slave(), own)
         n_before = len(ptp4l_offsets(lines.lines))
         assert wait_for(lambda: len(ptp4l_offsets(lines.lines)) >= n_before + 5, 10.0)
