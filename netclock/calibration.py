@@ -208,6 +208,29 @@ def _upper_median(v: Sequence[float]) -> float:
     return sorted(v)[len(v) // 2]
 
 
+def _sorted_mad(srt: Sequence[float], m: int, med: float) -> float:
+    """``_upper_median([abs(r - med) for r in srt])`` for sorted ``srt`` with ``med = srt[m]``,
+    in O(log n): the deviations are two ascending runs, ``med - srt[m-1-i]`` (left of the
+    median) and ``srt[m+j] - med`` (from it on), and the k-th smallest of two sorted runs is
+    found by bisecting how many come from the first. ``med - r`` equals ``abs(r - med)``
+    exactly for ``r <= med``, so the value is bit-identical to the list's."""
+    n = len(srt)
+    k = n // 2  # 0-based rank of the upper median
+    len_a, len_b = m, n - m
+    lo, hi = max(0, k + 1 - len_b), min(k + 1, len_a)
+    while True:
+        i = (lo + hi) // 2  # taken from the left run
+        j = k + 1 - i  # from the right run
+        if i > 0 and j < len_b and med - srt[m - i] > srt[m + j] - med:
+            hi = i - 1  # the left run's i-th is past the k-th: take fewer from it
+        elif j > 0 and i < len_a and srt[m + j - 1] - med > med - srt[m - 1 - i]:
+            lo = i + 1  # the right run's j-th is past the k-th: take more from the left
+        else:
+            a = med - srt[m - i] if i > 0 else -math.inf
+            b = srt[m + j - 1] - med if j > 0 else -math.inf
+            return max(a, b)
+
+
 def fit_observations(
     obs: Iterable[Observation],
     *,
@@ -297,12 +320,19 @@ class _WindowSums:
     fit needs come out exact whatever the base.
     """
 
-    __slots__ = ("adds", "bx", "by", "n", "se", "see", "sx", "sxx", "sxy", "sy", "syy")
+    __slots__ = (
+        "adds", "bx", "by", "n", "se", "see", "sx", "sxx", "sxy", "sy", "syy", "xs", "ys",
+    )
 
     def __init__(self, obs: Iterable[Observation], bx: int, by: int) -> None:
         self.bx, self.by = bx, by
         self.n = self.sx = self.sy = self.sxx = self.sxy = self.syy = self.se = self.see = 0
         self.adds = 0
+        #: each observation's X and Y as floats, oldest first (the window's order): the outlier
+        #: test's residuals come from these without touching the observations. Exact: the ints
+        #: stay far below 2**53 (the base is reset every 4096 adds)
+        self.xs: deque[float] = deque()
+        self.ys: deque[float] = deque()
         for o in obs:
             self.add(o)
 
@@ -310,6 +340,8 @@ class _WindowSums:
         x = o.internal - self.bx
         y = o.external - self.by - x
         e = o.error_ns
+        self.xs.append(float(x))
+        self.ys.append(float(y))
         self.n += 1
         self.sx += x
         self.sy += y
@@ -321,9 +353,18 @@ class _WindowSums:
         self.adds += 1
 
     def remove(self, o: Observation) -> None:
+        """Take ``o`` out; it is the oldest one, as the window trims."""
         x = o.internal - self.bx
         y = o.external - self.by - x
         e = o.error_ns
+        xf, yf = float(x), float(y)
+        if self.xs and self.xs[0] == xf and self.ys[0] == yf:
+            self.xs.popleft()
+            self.ys.popleft()
+        else:  # not the oldest (no caller does this): find it
+            i = next(i for i, (a, b) in enumerate(zip(self.xs, self.ys, strict=True))
+                     if a == xf and b == yf)
+            del self.xs[i], self.ys[i]
         self.n -= 1
         self.sx -= x
         self.sy -= y
@@ -368,16 +409,17 @@ def _fit_sums(
         return None
     rejected = 0
     if outlier_k > 0.0 and n > min_points:
-        s, mx, my = line
+        s = line[0]
         floor = float(max(error_floor_ns, 1))
-        d0 = yb - xb  # offsets relative to the anchor's, exact ints before any float
-        c = my - s * mx
-        res = [((o.external - o.internal) - d0) - (c + s * (o.internal - xb)) for o in items]
-        med = _upper_median(res)
-        dev = [abs(r - med) for r in res]
-        lim = outlier_k * max(1.4826 * _upper_median(dev), floor)
-        if max(dev) > lim:
-            out = [items[i] for i, d in enumerate(dev) if d > lim]
+        # The residuals up to one constant (Y - s·X in the sums' frame): the median test is
+        # blind to a shift, so the line's intercept is not needed here.
+        res = [y - s * x for x, y in zip(sums.xs, sums.ys, strict=True)]
+        srt = sorted(res)
+        half = n // 2
+        med = srt[half]
+        lim = outlier_k * max(1.4826 * _sorted_mad(srt, half, med), floor)
+        if max(med - srt[0], srt[-1] - med) > lim:
+            out = [items[i] for i, r in enumerate(res) if abs(r - med) > lim]
             kept = n - len(out)
             if kept >= max(2, min_points):
                 bx, by = sums.bx, sums.by
@@ -392,7 +434,7 @@ def _fit_sums(
                 refit = _sums_line(kept, sx, sy, sxx, sxy, xo, yo)
                 if refit is not None:
                     rejected, n, line = len(out), kept, refit
-    s, mx, my = line
+    s = line[0]
     cxx = n * sxx - sx * sx  # n × the centred sums
     cxy = n * sxy - sx * sy
     cyy = n * syy - sy * sy
@@ -671,7 +713,12 @@ class WindowedCalibration:
 
     def least_error(self) -> int | None:
         """The least ``error_ns`` in the window (None when empty)."""
-        return min([o.error_ns for o in self._obs]) if self._obs else None
+        if not self._obs:
+            return None
+        sums = self._sums
+        if sums is not None and sums.n == len(self._obs) and sums.uniform_errors():
+            return self._obs[-1].error_ns  # all equal (PTP): no pass over the window
+        return min([o.error_ns for o in self._obs])
 
     @property
     def window_limit(self) -> int:
