@@ -12,13 +12,13 @@ Topology: a bridge with three namespaces, all in the same run.
 * ``n2`` (reference daemons doing the same work): ptp4l -S slaveOnly (free running) and
   chronyd -x following n0 at the same NTP poll.
 
-After a warm-up, CPU seconds (utime + stime from /proc/PID/stat) are sampled over the
+After a warm-up, CPU seconds (the scheduler's run time of every thread, /proc/PID/task/*/schedstat) over the
 measurement window; RSS is VmRSS at the end and VmHWM (peak). Targets (issue 6): netclock's
 CPU ≤ 3× ptp4l's; RSS ≤ 40 MiB. The ``netclock demo`` lock time (loopback grandmaster + two
 agents) is measured last.
 
     sudo python bench/daemon_cpu_rss.py [--seconds 30] [--warmup 8] [--ntp-poll 0]
-        [--metrics] [--profile FILE.prof] [--no-demo]
+        [--metrics] [--profile FILE.prof] [--no-demo] [--rx-poll-ms MS]
 
 ``--profile`` runs netclock under cProfile (its CPU figure is then inflated by the profiler);
 read the file with ``python -m pstats FILE.prof`` (``sort cumtime``, ``stats 40``).
@@ -58,9 +58,22 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """CPU seconds of every thread of ``pid``: the scheduler's own run time (schedstat, ns).
+
+    utime + stime in /proc/PID/stat are tick samples: at a few ms of CPU a second, a 30 s
+    window holds only tens of ticks, and a process that runs briefly between ticks can be
+    over- or under-counted. schedstat is what the scheduler measured, to the ns.
+    """
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+    except FileNotFoundError:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+    return total / 1e9
 
 
 def mem_kib(pid: int) -> tuple[int, int]:
@@ -95,7 +108,8 @@ def chronyd(node: Node, tmp: Path, lines: list[str]) -> subprocess.Popen[bytes]:
 
 
 def netclock(
-    node: Node, tmp: Path, server: str, poll: int, metrics: bool, profile: str = ""
+    node: Node, tmp: Path, server: str, poll: int, metrics: bool, profile: str = "",
+    rx_poll_ms: int | None = None,
 ) -> subprocess.Popen[bytes]:
     (tmp / "nc").mkdir(exist_ok=True)
     cfg = tmp / "nc.toml"
@@ -108,6 +122,7 @@ role = "slave-only"
 log-announce-interval = 0
 log-sync-interval = -4
 log-min-delay-req-interval = -2
+{"" if rx_poll_ms is None else f"rx-poll-ms = {rx_poll_ms}"}
 [[ntp.server]]
 address = "{server}"
 minpoll = {poll}
@@ -155,6 +170,9 @@ def main() -> int:
         "--profile", default="", help="run netclock under cProfile, stats written to this file"
     )
     ap.add_argument("--no-demo", action="store_true", help="skip the demo lock-time run")
+    ap.add_argument("--rx-poll-ms", type=int, default=None,
+                    help="netclock's ptp.rx-poll-ms (default: the daemon's; 0 = a wake-up per "
+                         "packet)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
@@ -170,7 +188,8 @@ def main() -> int:
         ptp4l(n0, tmp, 100)
         chronyd(n0, tmp, [f"bindaddress {n0.ip4}", "local stratum 1", "allow 10.218.0.0/24"])
         time.sleep(1.0)
-        ncp = netclock(n1, tmp, n0.ip4, args.ntp_poll, args.metrics, args.profile)
+        ncp = netclock(n1, tmp, n0.ip4, args.ntp_poll, args.metrics, args.profile,
+                      args.rx_poll_ms)
         procs = {
             "netclock run (PTP 16 Hz + NTP)": ncp,
             "ptp4l -S slave (16 Hz)": ptp4l(n2, tmp, 200, "slaveOnly 1"),
