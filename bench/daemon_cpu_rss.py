@@ -12,8 +12,9 @@ Topology: a bridge with three namespaces, all in the same run.
 * ``n2`` (reference daemons doing the same work): ptp4l -S slaveOnly (free running) and
   chronyd -x following n0 at the same NTP poll.
 
-After a warm-up, CPU seconds (the scheduler's run time of every thread, /proc/PID/task/*/schedstat) over the
-measurement window; RSS is VmRSS at the end and VmHWM (peak). Targets (issue 6): netclock's
+After a warm-up, CPU seconds (the scheduler's run time of every thread,
+/proc/PID/task/*/schedstat) are taken over the measurement window; RSS is VmRSS at the end
+and VmHWM (peak). Targets (issue 6): netclock's
 CPU ≤ 3× ptp4l's; RSS ≤ 40 MiB. The ``netclock demo`` lock time (loopback grandmaster + two
 agents) is measured last.
 
