@@ -259,8 +259,8 @@ class PtpSection:
     )
     rx_poll_ms: int = knob(
         250,
-        "Read the PTP sockets every this many ms instead of waking per packet, while the port "
-        "is not a master and the kernel stamps packets on arrival (so reading them later "
+        "Read the PTP sockets every this many ms instead of waking per packet, while an E2E "
+        "port is not a master and the kernel stamps packets on arrival (so reading them later "
         "changes no timestamp; the calibration only hears of them up to this much later). At "
         "16 Sync/s it turns about 40 wake-ups a second into 4 and cuts the daemon's CPU. A "
         "multiple of 250 shares the daemon's tick wake-up. 0: wake per packet.",

@@ -301,7 +301,13 @@ class PtpDomainSource:
             self.transport.close()
             raise OSError(f"ptp.timestamping = kernel, but the socket gives {mode} stamps")
         self.info.stamp_source = mode
-        if self.cfg.rx_poll_ms and self.transport.arrival_stamped:
+        if (
+            self.cfg.rx_poll_ms
+            and self.transport.arrival_stamped
+            and self.port.config.delay_mechanism == DelayMechanism.E2E
+        ):
+            # (with P2P every port answers its neighbour's Pdelay_Reqs, and 802.1AS wants
+            # that turnaround within ms: such a port reads per packet in every state)
             interval = self.cfg.rx_poll_ms / 1000
             on_grid = interval >= TICK_S and (interval / TICK_S).is_integer()
             # the tick at least half a tick short of the interval away: called from within a

@@ -153,8 +153,11 @@ def test_ptp4l_master_daemon_slave(link: Topology, tmp_path: Path, transport: st
         assert counts["pdelay_req"].sent > 3 and counts["pdelay_resp"].received > 3, counts
         assert counts["pdelay_req"].received > 3 and counts["pdelay_resp"].sent > 3, counts
         assert "delay_req" not in counts, counts
+        # it answers each Pdelay_Req as it comes: a P2P port is never polled
+        assert src.rx_poll_ms == 0  # type: ignore[attr-defined]
     else:
         assert counts["delay_req"].sent > 3 and counts["delay_resp"].received > 3, counts
+        assert src.rx_poll_ms == 250  # type: ignore[attr-defined]
     assert src.stamp_source == "kernel"  # type: ignore[attr-defined]
 
 
