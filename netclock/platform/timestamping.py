@@ -364,6 +364,7 @@ class StampedSocket:
         self._waiters: collections.deque[asyncio.Future[Received]] = collections.deque()
         self._closed = False
         self._polled = False
+        self._collects = 0
 
         sock.setblocking(False)
         if timestamping:
@@ -630,12 +631,17 @@ class StampedSocket:
         self.handle_readable()
 
     def collect(self, limit: int = 1024) -> list[Received]:
-        """Read the queued datagrams (at most ``limit``) without delivering them, then drain the
-        error queue. For :class:`RxPoller`, which merges several sockets in arrival order."""
+        """Read the queued datagrams (at most ``limit``) without delivering them. For
+        :class:`RxPoller`, which merges several sockets in arrival order.
+
+        The error queue is drained too when a TX stamp is pending, and on every 16th call
+        otherwise (sends drain it themselves; what else lands there, such as an ICMP error, is
+        only counted)."""
         out: list[Received] = []
         if self._closed:
             return out
         self.counters.reader_calls += 1
+        self._collects += 1
         sock = self.sock
         bufsize = self.bufsize
         for _ in range(limit):
@@ -653,7 +659,8 @@ class StampedSocket:
             stamp = self._rx_stamp(anc, flags, user_ns)
             self.counters.rx_datagrams += 1
             out.append(Received(data, tuple(addr), stamp))
-        self._drain_errqueue()
+        if self._pending or not self._collects & 15:
+            self._drain_errqueue()
         return out
 
     def dispatch(self, received: Received) -> None:

@@ -252,3 +252,29 @@ def test_a_burst_switches_to_per_datagram_wakeups_until_it_ends() -> None:
             tx.close()
 
     run(main())
+
+
+def test_collect_drains_the_error_queue_when_a_stamp_is_pending_or_every_16th_call() -> None:
+    async def main() -> None:
+        a = StampedSocket(open_udp("127.0.0.1"), clock_map=ClockMap(), tx_timeout_s=5.0)
+        peer = open_udp("127.0.0.1")
+        a.pause_reader()
+        got: list[Stamp | None] = []
+        try:
+            a._drain_errqueue = lambda: None  # type: ignore[method-assign]
+            a.send_event_cb(b"x", peer.getsockname(), got.append)  # its stamp stays queued
+            del a._drain_errqueue  # the real one again
+            assert got == [] and a.pending_tx == 1
+            a.collect()  # a stamp is pending: drained
+            assert len(got) == 1 and got[0] is not None and got[0].source == "kernel"
+            drains = []
+            real = a._drain_errqueue
+            a._drain_errqueue = lambda: drains.append(real())  # type: ignore[method-assign]
+            for _ in range(32):
+                a.collect()  # nothing pending: the error queue on every 16th call only
+            assert len(drains) == 2
+        finally:
+            a.close()
+            peer.close()
+
+    run(main())
