@@ -139,8 +139,14 @@ class AlsaSource:
         """No period for this long while waiting: the stream is restarted."""
         self._last_period_ns = time.monotonic_ns()
 
+    #: The longest single ``snd_pcm_wait``. pipewire-alsa 0.3.65 on the headless test graph
+    #: (2026-12-04): a stream started and waited on in 200 ms polls never delivered (0 of ~160
+    #: starts), in polls of 10-100 ms it did after a few stall restarts (3-4 s, 10 of 10 runs),
+    #: as the in-process test always did with 100 ms. The agent loop calls read() again.
+    WAIT_SLICE_S = 0.1
+
     def read(self, timeout: float) -> list[RawStamp]:
-        if not self.cap.wait(max(1, int(timeout * 1000))):
+        if not self.cap.wait(max(1, int(min(timeout, self.WAIT_SLICE_S) * 1000))):
             # Nothing this time (the agent loop checks for a stop request). A stream that
             # stays silent for many periods is stalled: restart it (a new trigger).
             if time.monotonic_ns() - self._last_period_ns > self.stall_ns:
