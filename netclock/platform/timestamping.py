@@ -565,40 +565,13 @@ class StampedSocket:
         no datagram and drains it. That saves a ``recvmsg`` (and its EAGAIN) per datagram.
         """
         self.counters.reader_calls += 1
-        sock = self.sock
-        bufsize = self.bufsize
-        got = 0
-        dry = False
-        for _ in range(self.batch):
+        if self._closed:
+            return
+        items, got, dry = self._read_batch(self.batch)
+        for received in items:
             if self._closed:
                 return
-            try:
-                data, anc, flags, addr = sock.recvmsg(bufsize, _ANC_BUFSIZE)
-            except BlockingIOError:
-                dry = True
-                break
-            except OSError:
-                # e.g. ECONNREFUSED on a connected socket: pending socket error, consumed here.
-                self.counters.rx_errors += 1
-                continue
-            user_ns = time.monotonic_ns()
-            got += 1
-            if flags & _MSG_TRUNC:
-                self.counters.rx_truncated += 1
-                continue
-            stamp = self._rx_stamp(anc, flags, user_ns)
-            self.counters.rx_datagrams += 1
-            received = Received(data, tuple(addr), stamp)
-            on_receive = self.on_receive
-            if on_receive is None:
-                self._deliver(received)
-                continue
-            try:  # _call inlined: the callback style is the daemon's, once per datagram
-                on_receive(received)
-            except Exception as exc:
-                self.loop.call_exception_handler(
-                    {"message": "StampedSocket callback failed", "exception": exc, "socket": self}
-                )
+            self._deliver(received)
         if not self._closed and (self._pending or not got or not dry):
             self._drain_errqueue()
 
@@ -623,12 +596,12 @@ class StampedSocket:
             self.loop.remove_reader(self.sock.fileno())
 
     def resume_reader(self) -> None:
-        """Wake per datagram again (undoes :meth:`pause_reader`); reads what queued meanwhile."""
+        """Wake per datagram again (undoes :meth:`pause_reader`). What queued meanwhile is
+        read by the reader's next call (the fd is level-triggered), not from inside this one."""
         if self._closed or not self._polled:
             return
         self._polled = False
         self.loop.add_reader(self.sock.fileno(), self.handle_readable)
-        self.handle_readable()
 
     def collect(self, limit: int = 1024) -> list[Received]:
         """Read the queued datagrams (at most ``limit``) without delivering them. For
@@ -637,28 +610,11 @@ class StampedSocket:
         The error queue is drained too when a TX stamp is pending, and on every 16th call
         otherwise (sends drain it themselves; what else lands there, such as an ICMP error, is
         only counted)."""
-        out: list[Received] = []
         if self._closed:
-            return out
+            return []
         self.counters.reader_calls += 1
         self._collects += 1
-        sock = self.sock
-        bufsize = self.bufsize
-        for _ in range(limit):
-            try:
-                data, anc, flags, addr = sock.recvmsg(bufsize, _ANC_BUFSIZE)
-            except BlockingIOError:
-                break
-            except OSError:
-                self.counters.rx_errors += 1
-                continue
-            user_ns = time.monotonic_ns()
-            if flags & _MSG_TRUNC:
-                self.counters.rx_truncated += 1
-                continue
-            stamp = self._rx_stamp(anc, flags, user_ns)
-            self.counters.rx_datagrams += 1
-            out.append(Received(data, tuple(addr), stamp))
+        out, _, _ = self._read_batch(limit)
         if self._pending or not self._collects & 15:
             self._drain_errqueue()
         return out
@@ -667,6 +623,32 @@ class StampedSocket:
         """Deliver one datagram from :meth:`collect` as the reader callback would."""
         if not self._closed:
             self._deliver(received)
+
+    def _read_batch(self, limit: int) -> tuple[list[Received], int, bool]:
+        """Up to ``limit`` datagrams off the data queue, stamped. Returns them, how many were
+        read (truncated ones included) and whether the queue was read dry."""
+        out: list[Received] = []
+        sock = self.sock
+        bufsize = self.bufsize
+        got = 0
+        for _ in range(limit):
+            try:
+                data, anc, flags, addr = sock.recvmsg(bufsize, _ANC_BUFSIZE)
+            except BlockingIOError:
+                return out, got, True
+            except OSError:
+                # e.g. ECONNREFUSED on a connected socket: pending socket error, consumed here.
+                self.counters.rx_errors += 1
+                continue
+            user_ns = time.monotonic_ns()
+            got += 1
+            if flags & _MSG_TRUNC:
+                self.counters.rx_truncated += 1
+                continue
+            stamp = self._rx_stamp(anc, flags, user_ns)
+            self.counters.rx_datagrams += 1
+            out.append(Received(data, tuple(addr), stamp))
+        return out, got, False
 
     def _rx_stamp(self, anc: list[tuple[int, int, bytes]], flags: int, user_ns: int) -> Stamp:
         if anc and not flags & _MSG_CTRUNC:
@@ -812,6 +794,7 @@ class RxPoller:
         self.polls = 0
         self.delivered = 0
         self._rx_mark = 0
+        self._polling = False
         self._timer: asyncio.TimerHandle | None = None
 
     @property
@@ -834,7 +817,8 @@ class RxPoller:
         self._timer.cancel()
         self._timer = None
         self.busy = False
-        self.poll()
+        if not self._polling:  # (from a datagram this poll delivers: it delivers the rest)
+            self.poll()
         for s in self.sockets:
             s.resume_reader()
 
@@ -868,17 +852,15 @@ class RxPoller:
         """Read and deliver everything queued now, in RX-stamp order; returns the count."""
         self.polls += 1
         batches = [(s, s.collect()) for s in self.sockets if not s.closed]
-        if len(batches) == 1:
-            sock, items = batches[0]
-            for r in items:
-                sock.dispatch(r)
-            self.delivered += len(items)
-            return len(items)
         merged = sorted(
             ((r.stamp.ns, i, r) for i, (_, items) in enumerate(batches) for r in items),
             key=lambda t: (t[0], t[1]),
         )
-        for _, i, r in merged:
-            batches[i][0].dispatch(r)
+        self._polling = True
+        try:
+            for _, i, r in merged:
+                batches[i][0].dispatch(r)
+        finally:
+            self._polling = False
         self.delivered += len(merged)
         return len(merged)

@@ -278,3 +278,38 @@ def test_collect_drains_the_error_queue_when_a_stamp_is_pending_or_every_16th_ca
             peer.close()
 
     run(main())
+
+
+def test_stop_from_a_delivered_datagram_keeps_arrival_order() -> None:
+    """A datagram of a poll can stop the poller (a PTP port that becomes master on an
+    Announce): the rest of that poll is still delivered in order, before anything newer."""
+
+    async def main() -> None:
+        cmap = ClockMap()
+        seen: list[bytes] = []
+        poller: RxPoller | None = None
+
+        def on_rx(r: Received) -> None:
+            seen.append(r.data)
+            if r.data == b"1" and poller is not None:
+                tx.send_general(b"late", rx.local_address)  # queued behind 2 and 3's batch
+                poller.stop()
+
+        rx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap, on_receive=on_rx)
+        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        poller = RxPoller([rx], 0.2)
+        try:
+            poller.start()
+            for i in range(4):
+                tx.send_general(b"%d" % i, rx.local_address)
+            await asyncio.sleep(0.02)
+            assert poller.poll() == 4
+            assert seen == [b"0", b"1", b"2", b"3"] and not poller.running and not rx.polled
+            await asyncio.sleep(0.02)  # the reader (per-datagram wake-ups again) reads the rest
+            assert seen == [b"0", b"1", b"2", b"3", b"late"]
+        finally:
+            poller.stop()
+            rx.close()
+            tx.close()
+
+    run(main())
