@@ -677,7 +677,6 @@ class PtpSource:
             )
             for d, prio in domains
         ]
-        self._refresh: asyncio.TimerHandle | None = None
 
     @property
     def primary(self) -> PtpDomainSource:
@@ -699,19 +698,12 @@ class PtpSource:
         except BaseException:
             self.stop()
             raise
-        if len(self.sources) > 1:
-            self._follow_main_domain()
-
-    def _follow_main_domain(self) -> None:
-        """Keep the published domain number the selected domain's, once a second (and at once
-        on a source switch: see :meth:`update_main_domain`)."""
         self.update_main_domain()
-        loop = self.primary.loop
-        if loop is not None and not self.primary._stopped:
-            self._refresh = loop.call_at(self.agent.tick_at(1.0), self._follow_main_domain)
 
     def update_main_domain(self) -> None:
-        """The published domain number is the selected domain's (the primary's otherwise)."""
+        """The published domain number is the selected domain's (the primary's otherwise).
+
+        The agent calls this on every source switch (the selection changes nowhere else)."""
         if len(self.sources) < 2:
             return
         selected = self.agent._selected_info()
@@ -724,9 +716,6 @@ class PtpSource:
             self.agent.main_domain = domain
 
     def stop(self) -> None:
-        if self._refresh is not None:
-            self._refresh.cancel()
-            self._refresh = None
         for s in self.sources:
             s.stop()
 
