@@ -353,18 +353,12 @@ class _WindowSums:
         self.adds += 1
 
     def remove(self, o: Observation) -> None:
-        """Take ``o`` out; it is the oldest one, as the window trims."""
+        """Take out ``o``, the oldest observation (the window only ever trims its oldest)."""
         x = o.internal - self.bx
         y = o.external - self.by - x
         e = o.error_ns
-        xf, yf = float(x), float(y)
-        if self.xs and self.xs[0] == xf and self.ys[0] == yf:
-            self.xs.popleft()
-            self.ys.popleft()
-        else:  # not the oldest (no caller does this): find it
-            i = next(i for i, (a, b) in enumerate(zip(self.xs, self.ys, strict=True))
-                     if a == xf and b == yf)
-            del self.xs[i], self.ys[i]
+        self.xs.popleft()
+        self.ys.popleft()
         self.n -= 1
         self.sx -= x
         self.sy -= y
