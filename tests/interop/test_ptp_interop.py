@@ -64,7 +64,12 @@ def gm_of(text: str) -> str | None:
 
 def test_ptp4l_master_netclock_slave(topo: Topology) -> None:
     a, b = topo.nodes
-    start_ptp4l(a, 100)
+    # The 10 s count netclock's own start-up and lock against a grandmaster already serving:
+    # ptp4l spends its announce receipt timeout (3-4 s here) LISTENING before it takes the
+    # role, and that wait is not netclock's.
+    gm = Lines(start_ptp4l(a, 100))
+    assert wait_for(lambda: any("assuming the grand master role" in ln for ln in gm.lines),
+                    15.0), gm.lines[-5:]
     proc, out = start_netclock(b, "slave")
     t0 = time.monotonic()
 
