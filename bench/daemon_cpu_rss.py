@@ -223,7 +223,9 @@ def main() -> int:
     if p4 > 0:
         print(f"\nnetclock / ptp4l CPU ratio: {nc / p4:.1f}x (target <= 3x)")
     print(f"netclock RSS: {rows[0][2] / 1024:.1f} MiB (target <= 40 MiB)")
-    shown = ", ".join(f"{x:.1f} s" if x is not None else "never" for x in locks) or "failed"
+    shown = ", ".join(f"{x:.1f} s" if x is not None else "never" for x in locks) or (
+        "not run (--no-demo)" if args.no_demo else "failed"
+    )
     print(f"netclock demo lock time per agent: {shown}")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
