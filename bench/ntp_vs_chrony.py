@@ -15,7 +15,7 @@ Lock time: first moment after which |error| stays below 10 us for the rest of th
 p99 are over the steady state (after the first 25 % of the run). CPU seconds and RSS are the
 clients' own (chronyd: /proc; netclock: getrusage and /proc/self/status of its process).
 
-    python bench/ntp_vs_chrony.py [--seconds 60] [--no-xleave]
+    python bench/ntp_vs_chrony.py [--seconds 60] [--no-xleave] [--warm-up-port 0]
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ LOCK_NS = 10_000
 
 
 def netclock_client(
-    server: str, seconds: float, xleave: bool, out: str, filter_length: int, window: int
+    server: str, seconds: float, xleave: bool, out: str, filter_length: int, window: int,
+    warm_up_port: int,
 ) -> None:
     import asyncio
     import random
@@ -74,7 +75,8 @@ def netclock_client(
         cfg = SourceConfig(minpoll=-4, maxpoll=-4, iburst=True, xleave=xleave,
                            filter_length=filter_length)
         source = NtpSource(cfg, random.Random(), pivot_unix_ns=time.time_ns())
-        driver = SourceDriver(source, sock, (server, 123), on_sample)
+        driver = SourceDriver(source, sock, (server, 123), on_sample,
+                              warm_up_port=warm_up_port)
         t0 = time.monotonic_ns()
         driver.start()
         errors: list[tuple[float, int | None]] = []
@@ -152,18 +154,24 @@ def stats(series: list[tuple[float, int | None]], seconds: float) -> dict[str, f
 
 
 def main() -> int:
+    from netclock.platform.ntp_transport import WARM_UP_PORT
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--no-xleave", action="store_true", help="basic mode for both clients")
     ap.add_argument("--filter", type=int, default=8, help="netclock clock filter length")
     ap.add_argument("--window", type=int, default=128, help="netclock calibration window")
+    ap.add_argument("--warm-up-port", type=int, default=WARM_UP_PORT,
+                    help="netclock's empty datagram before each request goes to this port of "
+                         f"the server (default {WARM_UP_PORT}, the daemon's; 0 = none)")
     ap.add_argument("--netclock-client", nargs=3, metavar=("SERVER", "SECONDS", "OUT"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
     xleave = not args.no_xleave
     if args.netclock_client:
         server, secs, out = args.netclock_client
-        netclock_client(server, float(secs), xleave, out, args.filter, args.window)
+        netclock_client(server, float(secs), xleave, out, args.filter, args.window,
+                        args.warm_up_port)
         return 0
     if os.geteuid() != 0 or shutil.which("chronyd") is None:
         print("needs root and chronyd")
@@ -190,6 +198,7 @@ def main() -> int:
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ours = b.python([__file__, *(["--no-xleave"] if not xleave else []),
                          "--filter", str(args.filter), "--window", str(args.window),
+                         "--warm-up-port", str(args.warm_up_port),
                          "--netclock-client", a.ip4, str(args.seconds), str(out)])
         chrony_series: list[tuple[float, int | None]] = []
         while time.monotonic() - t0 < args.seconds:
@@ -219,7 +228,9 @@ def main() -> int:
     mode = "interleaved (xleave)" if xleave else "basic"
     print(f"\nNTP client vs chronyd 4.3 -x: minpoll -4, {mode}, {args.seconds:.0f} s, one veth "
           f"link, server chronyd -x local stratum 1; steady state = after {args.seconds / 4:.0f} s")
-    print(f"netclock: clock filter {args.filter}, calibration window {args.window}; "
+    warm = f"port {args.warm_up_port}" if args.warm_up_port else "none"
+    print(f"netclock: clock filter {args.filter}, calibration window {args.window}, "
+          f"warm-up datagram {warm}; "
           f"samples: {res['kinds']} (requests {res['requests']}, responses "
           f"{res['responses']}, interleaved {res['interleaved']})\n")
     print("| client | error RMS (us) | p99 abs error (us) | mean error (us) | lock <10us (s) "

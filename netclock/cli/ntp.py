@@ -22,6 +22,9 @@ def register(subparsers: Any) -> None:
     q.add_argument("--xleave", action="store_true", help="request interleaved mode")
     q.add_argument("--user-timestamps", action="store_true",
                    help="do not ask the kernel for timestamps")
+    q.add_argument("--warm-up-port", type=int, default=9, metavar="PORT",
+                   help="before each request, an empty datagram to this port of the server "
+                        "to wake the path (default 9, discard; 0 = none)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=_query)
 
@@ -65,7 +68,8 @@ def _query(args: argparse.Namespace) -> int:
     try:
         res = asyncio.run(query(host, port, count=args.count, poll=args.poll,
                                 timeout_s=args.timeout, xleave=args.xleave,
-                                timestamping=not args.user_timestamps))
+                                timestamping=not args.user_timestamps,
+                                warm_up_port=args.warm_up_port))
     except (OSError, TimeoutError) as exc:
         if args.json:
             print(json.dumps({"server": args.server, "error": str(exc)}))

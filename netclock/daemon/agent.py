@@ -228,7 +228,8 @@ class Agent:
             log.warning("%s: server refused service (KoD %s); source stopped", name, reason)
             info.state = f"demobilized ({reason})"
 
-        driver = SourceDriver(source, sock, addr, on_sample, on_demobilize=on_demob)
+        driver = SourceDriver(source, sock, addr, on_sample, on_demobilize=on_demob,
+                              warm_up_port=srv.warm_up_port)
         orig_send = sock.send_event_cb
 
         def counted_send(*a: Any, **k: Any) -> int:

@@ -80,6 +80,51 @@ def test_userspace_fallback_is_labelled() -> None:
     assert abs(int(res["offset_ns"]) - SHIFT_NS) < 5_000_000
 
 
+async def _query_with_warm_up(
+    host: str, warm: bool
+) -> tuple[dict[str, Any], NtpServer, list[bytes]]:
+    """query() with its warm-up datagrams going to a listener of ours, and what it received."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    clock_map = ClockMap()
+    server = NtpServer(system_served_time(clock_map, SHIFT_NS), DisciplineState(stratum=2),
+                       rate_limit=None)
+    sock = open_server_socket(host, 0, timestamping=True, clock_map=clock_map)
+    ServerDriver(server, sock)
+    discard = socket.socket(family, socket.SOCK_DGRAM)
+    discard.bind((host, 0))
+    discard.setblocking(False)
+    got: list[bytes] = []
+    loop = asyncio.get_running_loop()
+    loop.add_reader(discard.fileno(), lambda: got.append(discard.recv(64)))
+    try:
+        res = await query(host, sock.local_address[1], count=4, poll=-5, xleave=True,
+                          warm_up_port=discard.getsockname()[1] if warm else 0)
+    finally:
+        loop.remove_reader(discard.fileno())
+        discard.close()
+        sock.close()
+    return res.as_dict(), server, got
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_each_request_follows_an_empty_warm_up_datagram(host: str) -> None:
+    """ntp.server warm-up-port: one empty datagram from the client to that port of the server
+    before every request; the server's NTP port never sees it, the exchange keeps its kernel
+    stamps, and with 0 nothing is sent."""
+    if host == "::1" and not _has_ipv6_loopback():
+        pytest.skip("no IPv6 loopback")
+    res, server, got = asyncio.run(_query_with_warm_up(host, warm=True))
+    assert res["timestamping"] == "kernel"
+    assert abs(int(res["offset_ns"]) - SHIFT_NS) < TOLERANCE_NS
+    requests = server.counters.received
+    assert requests >= 4 and server.counters.dropped_bad == 0
+    # one per request (a last one may still be in flight when query() returns)
+    assert requests - 1 <= len(got) <= requests, (requests, got)
+    assert all(data == b"" for data in got)
+    res, server, got = asyncio.run(_query_with_warm_up(host, warm=False))
+    assert server.counters.received >= 4 and got == []
+
+
 def test_query_times_out_cleanly() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
