@@ -231,11 +231,14 @@ class SourceDriver:
             self.stats.tx_kernel += 1
             self._run(self.source.handle_tx_timestamp(rid, stamp.ns))
 
-        # OSError: unreachable now; the reach register will show it
-        with contextlib.suppress(OSError):
-            if self._warm_up is not None:
+        if self._warm_up is not None:
+            # (a forerunner that cannot go, e.g. refused by a local firewall, costs the request
+            # nothing but its warm path)
+            with contextlib.suppress(OSError):
                 self.sock.send_general(b"", self._warm_up)
                 self.stats.warm_ups += 1
+        # OSError: unreachable now; the reach register will show it
+        with contextlib.suppress(OSError):
             self.sock.send_event_cb(a.data, self.server, tx_done)
 
 
