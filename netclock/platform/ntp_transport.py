@@ -130,7 +130,6 @@ class DriverStats:
     tx_kernel: int = 0
     tx_user: int = 0
     foreign: int = 0
-    warm_ups: int = 0
 
 
 #: Where a client's warm-up datagram goes: the server's discard port (RFC 863), which nothing
@@ -236,7 +235,6 @@ class SourceDriver:
             # nothing but its warm path)
             with contextlib.suppress(OSError):
                 self.sock.send_general(b"", self._warm_up)
-                self.stats.warm_ups += 1
         # OSError: unreachable now; the reach register will show it
         with contextlib.suppress(OSError):
             self.sock.send_event_cb(a.data, self.server, tx_done)
