@@ -736,6 +736,19 @@ class WindowedCalibration:
         self._last_fit = None
         self._forget_errors()
 
+    def discard_before(self, internal: int) -> int:
+        """Drop the window's observations older than ``internal`` (the calibration stands
+        until the next fit); returns how many went. For observations made by a method since
+        replaced, e.g. PTP's first ones, taken before a fit existed to pick the least-queued
+        Syncs with: they would tilt every fit until they slid out of the window."""
+        obs, gone = self._obs, 0
+        while obs and obs[0].internal < internal:
+            o = obs.popleft()
+            if self._sums is not None:
+                self._sums.remove(o)
+            gone += 1
+        return gone
+
     def apply(self, fit: FitResult) -> None:
         """Apply a fit obtained from :meth:`add_observation_unapplied`."""
         self._cal = fit.calibration

@@ -251,6 +251,17 @@ class Discipline:
             src.last_update = now
         return self._update(now)
 
+    def discard_before(self, source: str, internal: int) -> int:
+        """Drop ``source``'s observations older than ``internal`` from its window (see
+        :meth:`WindowedCalibration.discard_before`); its calibration stands until the next
+        fit. Returns how many went."""
+        return self._sources[source].window.discard_before(internal)
+
+    def window_epoch(self, source: str) -> int:
+        """The epoch of ``source``'s window: it changes when the window restarts (a step, a
+        lost fit)."""
+        return self._sources[source].window.epoch
+
     def tick(self, now: int) -> list[DisciplineEvent]:
         """Timer: detect lost sources, holdover, failover."""
         return self._update(now)

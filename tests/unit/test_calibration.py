@@ -352,3 +352,39 @@ class TestMonotonicHold:
             if last is not None:
                 assert v >= last
             last = v
+
+
+@given(
+    n=st.integers(5, 40),
+    cut=st.integers(0, 45),
+    rate_ppb=st.integers(-100_000, 100_000),
+    seed=st.integers(0, 2**32),
+)
+def test_discard_before_leaves_the_fit_of_the_rest(
+    n: int, cut: int, rate_ppb: int, seed: int
+) -> None:
+    """Dropping the oldest observations and refitting gives the fit a fresh window of the
+    remaining ones gives; the calibration in force stays until the next fit."""
+    rng = random.Random(seed)
+    obs = []
+    for i in range(n + 1):
+        x = 10**12 + i * 250_000_000
+        obs.append((x, truth(x, 10**12, rate_ppb, 5 * NS_PER_S) + rng.randint(-3_000, 3_000)))
+    w = WindowedCalibration(64, 4, outlier_k=0)
+    for x, y in obs[:n]:
+        w.add_observation(x, y)
+    before = w.calibration
+    gone = w.discard_before(obs[min(cut, n)][0] if cut < n else obs[n][0])
+    assert gone == min(cut, n)
+    assert len(w) == n - gone
+    assert w.calibration == before
+    fresh = WindowedCalibration(64, 4, outlier_k=0)
+    for x, y in obs[gone:n]:
+        fresh.add_observation(x, y)
+    a, b = w.add_observation(*obs[n]), fresh.add_observation(*obs[n])
+    if n + 1 - gone < 4:
+        assert a is None and b is None
+    else:
+        assert a is not None and b is not None
+        assert a.calibration.to_external(obs[n][0]) == b.calibration.to_external(obs[n][0])
+        assert a.calibration.rate_num == b.calibration.rate_num

@@ -240,3 +240,21 @@ def test_lock_state_has_hysteresis() -> None:
         d.observe("ptp", x, net(x), 50_000, x)
         x += 250 * MS
     assert d.state is LockState.LOCKING
+
+
+def test_discard_before_drops_a_sources_early_observations() -> None:
+    d = two_sources()
+    feed(d, "ptp", 1, 8, offset=40_000)  # biased early observations (1 to 2.75 s)
+    feed(d, "ptp", 3, 3)  # unbiased ones (3 to 3.5 s): one short of a fit on their own
+    epoch = d.window_epoch("ptp")
+    before = d.snapshot(int(3.5 * NS_PER_S)).calibration
+    assert before is not None
+    assert d.discard_before("ptp", 3 * NS_PER_S) == 8
+    assert d.window_epoch("ptp") == epoch  # the window goes on: no restart
+    assert d.snapshot(int(3.5 * NS_PER_S)).calibration == before  # stands until the next fit
+    feed(d, "ptp", 3.75, 1)  # the next fit has only unbiased observations
+    cal = d.snapshot(4 * NS_PER_S).calibration
+    assert cal is not None
+    assert abs(cal.to_external(4 * NS_PER_S) - net(4 * NS_PER_S)) < 2
+    with pytest.raises(KeyError):
+        d.discard_before("nope", 0)
