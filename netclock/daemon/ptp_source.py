@@ -106,7 +106,8 @@ MAX_DELAY_NS = 100_000_000
 #: Syncs grouped per observation: about this much time's worth (1 below 4 Hz)
 GROUP_SPAN_NS = 250_000_000
 STAMP_ERROR_NS = {"hardware": 20, "kernel": 100, "user": 2_000}
-#: Syncs and delay exchanges over which each direction's delay floor is taken
+#: Syncs and delay exchanges kept for the delay floors (each is taken over as many as the
+#: observed Sync's group held: the same order statistic each way; see DirectionFloors)
 FLOOR_LENGTH = 16
 #: the delay floors serve only the least queued Sync of a group at least this large
 FLOOR_MIN_GROUP = 4
@@ -223,6 +224,10 @@ class PtpDomainSource:
         self.skipped = 0
         self._group: list[tuple[int, int, int, int]] = []  # (apparent delay, t2, master@t2, d)
         self.floors = DirectionFloors(FLOOR_LENGTH)
+        #: observations made with the floors in the window's current epoch, and since when
+        self._floored_epoch = -1
+        self._floored_since = 0
+        self._floored_count = 0
         self.info = _SourceInfo(
             self.name,
             "ptp",
@@ -444,6 +449,7 @@ class PtpDomainSource:
             elif isinstance(a, StateChanged):
                 log.info("%s: port %s -> %s (%s)", self.name, a.old.name, a.new.name, a.reason)
                 self.floors.reset()  # a new parent, or none: its stamps no longer apply
+                self._floored_epoch = -1
                 self.info.state = a.new.name.lower()
                 if a.new == PortState.MASTER:
                     self._refresh_master()
@@ -508,10 +514,11 @@ class PtpDomainSource:
             and self.port.config.delay_mechanism == DelayMechanism.E2E
         ):
             to_master = fit.to_external
-            floor = self.floors.delay(lambda t: to_master(t) + utc)  # in PTP time
+            floor = self.floors.delay(lambda t: to_master(t) + utc, picked_of)  # in PTP time
             if floor is not None:
                 external += floor - delay
                 delay = floor
+                self._count_floored(internal)
         external -= utc
         self.measurements += 1
         err = STAMP_ERROR_NS.get(self.info.stamp_source, 2_000)
@@ -521,6 +528,18 @@ class PtpDomainSource:
         if fit is not None:
             with contextlib.suppress(ValueError):
                 self.port.set_rate_ratio(fit.rate_num, fit.rate_denom)
+
+    def _count_floored(self, internal: int) -> None:
+        """Once the window holds enough observations made with the delay floors to fit on
+        their own, drop the earlier ones (see PtpServo._count_floored): made before a fit
+        existed, with the port's filtered delay, they carry its bias for a window length."""
+        discipline = self.agent.discipline
+        epoch = discipline.window_epoch(self.name)
+        if self._floored_epoch != epoch:
+            self._floored_epoch, self._floored_since, self._floored_count = epoch, internal, 0
+        self._floored_count += 1
+        if self._floored_count == discipline.config.window_threshold:
+            discipline.discard_before(self.name, self._floored_since)
 
     def _sync_gap_ns(self, t2: int) -> int:
         """Smoothed measured time between Syncs (the master's rate, not our configured one)."""

@@ -6,7 +6,8 @@ after an optional moving median over the offset (``offset_median`` samples; 1 = 
 delay gate (a measurement whose raw delay exceeds ``max_delay_ns`` is skipped). Once a first
 fit exists, the least queued Sync of a group of at least ``FLOOR_MIN_GROUP`` (a lone Sync
 carries its own queueing excess) takes its path delay from the per-direction delay floors
-(:class:`DirectionFloors`, ``floor_length`` Syncs and exchanges; 0 = off) through that fit. The
+(:class:`DirectionFloors`: the least delay of as many Syncs and exchanges as the group held, at
+most ``floor_length``; 0 = off) through that fit. The
 result is the calibration the daemon publishes, plus the per-sample figures ptp4l prints.
 """
 
@@ -49,7 +50,7 @@ class PtpServo:
         step_threshold_ns: int = 1_000_000,
         sync_select: int = 0,
         select_span_ns: int = 500_000_000,
-        floor_length: int = 16,
+        floor_length: int = 64,
     ) -> None:
         """``window_ns``: when set, the window follows the measurement rate so that it spans
         about this much time (between ``window_size`` and ``max_window_size`` samples); None
@@ -82,6 +83,10 @@ class PtpServo:
         self._group: list[tuple[int, int, int, int]] = []
         self.floor_length = floor_length
         self.floors = DirectionFloors(max(floor_length, 1))
+        #: observations made with the floors in the current fit epoch, and since when
+        self._floored_epoch = -1
+        self._floored_since = 0
+        self._floored_count = 0
 
     def configure(
         self,
@@ -120,6 +125,7 @@ class PtpServo:
         self.offset_filter.reset()
         self.floors.reset()
         self._group = []
+        self._floored_epoch = -1
 
     @property
     def published(self) -> Calibration | None:
@@ -166,7 +172,10 @@ class PtpServo:
                 _, i, e, sent = min(self._group)
                 self._group = []
                 if select >= FLOOR_MIN_GROUP:
-                    e = self._floored(cal, sent, e)
+                    floored = self._floored(cal, sent, select)
+                    if floored is not None:
+                        e = floored
+                        self._count_floored(i)
                 fit = self.calibration.add_observation(i, e, 0)
         cal = self.calibration.calibration
         if cal is not None and abs(cal.rate_ppb()) > self.max_rate_ppb:
@@ -176,20 +185,35 @@ class PtpServo:
         return ServoSample(internal, external, offset_ns, m.delay, freq, fit)
 
 
-    def _floored(self, cal: Calibration | None, sent: int, external: int) -> int:
+    def _floored(self, cal: Calibration | None, sent: int, group: int) -> int | None:
         """Master time at a Sync's arrival: its ``sent`` time (t1 + c) plus the delay floors'
-        path delay through ``cal`` when both exist (E2E), else ``external`` (the port's
-        filtered delay)."""
+        path delay through ``cal``; None when there is none (no fit, floors off or not ready:
+        the observation keeps the port's filtered delay). The floors are taken over the
+        ``group`` Syncs the observed one was the least queued of and as many exchanges (the
+        same order statistic each way; at most ``floor_length``)."""
         if cal is None or not self.floor_length:
-            return external
-        delay = self.floors.delay(cal.to_external)
-        return external if delay is None else sent + delay
+            return None
+        delay = self.floors.delay(cal.to_external, min(group, self.floor_length))
+        return None if delay is None else sent + delay
+
+    def _count_floored(self, internal: int) -> None:
+        """Once the window holds enough observations made with the delay floors to fit on
+        their own, drop the earlier ones: made Sync by Sync with the port's filtered delay
+        before a fit existed, they carry that delay's bias and would tilt every fit for a
+        whole window length (+2 µs decaying over 30 s on this kernel's bridge)."""
+        epoch = self.calibration.epoch
+        if self._floored_epoch != epoch:  # a new fit since (start, step, lost fit)
+            self._floored_epoch, self._floored_since, self._floored_count = epoch, internal, 0
+        self._floored_count += 1
+        if self._floored_count == self.calibration.window_threshold:
+            self.calibration.discard_before(self._floored_since)
 
     def _restart(self) -> None:
         self.resets += 1
         self._far = 0
         self.floors.reset()
         self._group = []
+        self._floored_epoch = -1
         self.calibration.reset()
         self.offset_filter.reset()
 

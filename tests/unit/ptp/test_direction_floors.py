@@ -91,3 +91,62 @@ def test_negative_round_trip_means_a_step_and_resets() -> None:
 def test_length_must_be_positive() -> None:
     with pytest.raises(ValueError):
         DirectionFloors(0)
+
+
+def bimodal(rng: random.Random) -> int:
+    """A software bridge's one-way delay: a warm path (~5 µs) or, more often, a cold one
+    (~20 µs), each with a little exponential spread; the same law both ways."""
+    if rng.random() < 0.3:
+        return 4_000 + int(rng.expovariate(1 / 1_500))
+    return 17_000 + int(rng.expovariate(1 / 3_000))
+
+
+def mean_pick_error(seed: int, group: int, exchanges: int) -> float:
+    """Mean offset error when the least delayed of ``group`` Syncs is observed with the delay
+    from the least of ``group`` Syncs and the least of ``exchanges`` delay exchanges."""
+    rng = random.Random(seed)
+    f = DirectionFloors(64)
+    t, errors = 10**9, []
+    for _ in range(400):
+        picked = None
+        for _ in range(group):
+            t += 62_500_000
+            d = bimodal(rng)
+            f.add_sync(t2=t, master_tx=t - d)  # true offset 0: local = master
+            picked = d if picked is None else min(picked, d)
+        for _ in range(max(group, exchanges)):
+            t += 1_000
+            f.add_exchange(t3=t, master_rx=t + bimodal(rng))
+        floors = f.floors(lambda x: x, group)
+        wide = f.floors(lambda x: x, exchanges)
+        assert floors is not None and wide is not None
+        sm = wide[1] if exchanges != group else floors[1]
+        assert picked is not None and floors[0] == picked  # the pick is the Sync floor
+        # the observation takes master time at t2 as t1 + (ms + sm) / 2 while it is t1 +
+        # picked: its offset error (local − master) is picked − (ms + sm) / 2
+        errors.append(picked - (floors[0] + sm) / 2)
+    return sum(errors) / len(errors)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_same_order_statistic_each_way_leaves_no_bias(seed: int) -> None:
+    # the least of 8 against the least of 8: the same law both ways, so no bias (the mean
+    # of 400 picks of ~1.5 µs spread each lands within ~0.2 µs of zero)
+    assert abs(mean_pick_error(seed, 8, 8)) < 300
+    # the least of 8 Syncs against the least of 32 exchanges: the exchange floor sits lower,
+    # and the error is biased by half the gap between the two order statistics
+    assert mean_pick_error(seed, 8, 32) > 400
+
+
+def test_floors_over_the_last_n_samples() -> None:
+    f = DirectionFloors(8)
+    for i, (d_ms, d_sm) in enumerate([(1_000, 9_000), (5_000, 2_000), (7_000, 6_000)]):
+        t = (i + 1) * 1_000_000
+        f.add_sync(t, t - d_ms)
+        f.add_exchange(t + 10, t + 10 + d_sm)
+    ident = lambda x: x  # noqa: E731
+    assert f.floors(ident) == (1_000, 2_000)
+    assert f.floors(ident, 1) == (7_000, 6_000)
+    assert f.floors(ident, 2) == (5_000, 2_000)
+    assert f.floors(ident, 3) == f.floors(ident, 8) == f.floors(ident, 100) == (1_000, 2_000)
+    assert f.delay(ident, 1) == 6_500
