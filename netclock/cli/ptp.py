@@ -187,8 +187,7 @@ def _record(runner: Any, identity: Any, profile: Any, primary: tuple[int, int] |
             is_primary: bool) -> tuple[dict[str, Any], list[int], Any]:
     """One status record for one runner. ``primary`` is (mono, PTP ns) of the primary domain's
     calibration at one instant; other domains report their published offset from it."""
-    import time
-
+    from netclock.platform.clockmap import estimate_offset, read_bracket
     from netclock.time import NS_PER_S
 
     port = runner.port
@@ -199,10 +198,13 @@ def _record(runner: Any, identity: Any, profile: Any, primary: tuple[int, int] |
     cal = runner.servo.published
     rt_err = None
     if cal is not None:
-        mono = time.monotonic_ns()
-        rt = time.clock_gettime_ns(time.CLOCK_REALTIME)
-        mono2 = time.monotonic_ns()
-        ptp = cal.to_external((mono + mono2) // 2)
+        # REALTIME at a MONOTONIC instant from the tightest of a few fresh brackets: a lone
+        # bracket that an interrupt or a preemption widened put µs of its own into the figure.
+        # Fresh, not the stamps' cached map, so that map's error is not subtracted out.
+        est = estimate_offset([read_bracket() for _ in range(9)])
+        mono = est.measured_at
+        rt = est.to_realtime(mono)
+        ptp = cal.to_external(mono)
         tprops = port.time_properties
         utc = ptp - tprops.current_utc_offset * NS_PER_S if tprops.ptp_timescale else ptp
         rt_err = utc - rt
