@@ -3,6 +3,12 @@
 Topology (root; namespaces made and removed here; no clock is touched): a bridge with three
 namespaces: ptp4l master (``-S``, ``free_running 1``), ptp4l slave (``-S``, ``free_running 1``,
 ``slaveOnly 1``) and ``netclock ptp slave``. Run once per logSyncInterval (0 and -4).
+They are plugged into the bridge ptp4l slave, master, netclock (``--order``): the bridge floods
+multicast to its ports newest first, and a port served after another waits a few µs more.
+With the master in the middle each slave is served in the same place both ways; with it
+first, the slave plugged last gets Syncs first but its Delay_Reqs reach the master second
+(``bench/ptp_path_asymmetry.py``: its slave→master delays ran 4.6 µs longer on average, a
+−2.3 µs offset for any two-way method, while the other slave's path stayed symmetric).
 ``--topology pairs`` instead gives each slave a direct veth link to its own free-running ptp4l
 master, at the same time (through this kernel's bridge a software-stamped path is ~20 µs each
 way with µs of jitter, for ptp4l as for netclock; a veth link is ~2 µs).
@@ -18,6 +24,7 @@ All namespaces share one system clock, so the true offset is 0:
 * CPU seconds (utime+stime) and peak RSS from /proc of each slave process.
 
     sudo python bench/ptp_vs_ptp4l.py [--seconds 30] [--topology bridge|pairs] [--sync -4]
+        [--order p4,gm,nc]
 """
 
 from __future__ import annotations
@@ -101,11 +108,13 @@ def pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, math.ceil(q * len(s)) - 1)]
 
 
-def run(sync: int, seconds: float, topology: str = "bridge") -> dict[str, Any]:
+def run(sync: int, seconds: float, topology: str = "bridge",
+        order: str = "p4,gm,nc") -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         if topology == "bridge":
             topo = stack.enter_context(Topology.bridge(3))
-            gm, p4s, ncs = topo.nodes
+            role = dict(zip(order.split(","), topo.nodes, strict=True))
+            gm, p4s, ncs = role["gm"], role["p4"], role["nc"]
             ptp4l(gm, sync, 100)
         else:
             # one direct veth link per slave, each behind its own free-running ptp4l master:
@@ -171,11 +180,14 @@ def main() -> int:
                          "pairs: each slave on a direct veth link to its own master")
     ap.add_argument("--sync", type=int, action="append", choices=(0, -4),
                     help="logSyncInterval to run (repeatable; default: 0 and -4)")
+    ap.add_argument("--order", default="p4,gm,nc",
+                    help="bridge: the order gm (master), p4 (ptp4l slave), nc (netclock) are "
+                         "plugged in (default p4,gm,nc: each slave's path symmetric)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 1
-    rows = [run(s, args.seconds, args.topology) for s in (args.sync or [0, -4])]
+    rows = [run(s, args.seconds, args.topology, args.order) for s in (args.sync or [0, -4])]
     print(f"PTP slave comparison ({args.topology}), {args.seconds:.0f} s per run, steady state = "
           "last 60 %")
     hdr = (f"{'logSync':>7} {'ptp4l rms':>10} {'ptp4l p95':>10} {'nc raw rms':>11} "
