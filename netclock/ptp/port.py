@@ -105,6 +105,15 @@ from netclock.time import NS_PER_S, PtpTimestamp, TimeInterval, TimeRangeError
 
 _OWNER_IDS = count(1)
 
+#: what is dropped unparsed (see PtpPort._drop_unparsed): messageType nibbles, and the wire
+#: lengths that make a Delay_Req (34-byte header + originTimestamp) and a Delay_Resp (header
+#: + receiveTimestamp + requestingPortIdentity) plausible
+_DELAY_REQ = int(MessageType.DELAY_REQ)
+_DELAY_RESP = int(MessageType.DELAY_RESP)
+_DELAY_REQ_LEN = 34 + 10
+_REQUESTING_PORT = 34 + 10
+_DELAY_RESP_LEN = _REQUESTING_PORT + 10
+
 
 def interval_ns(log_interval: int) -> int:
     """2^log seconds in ns."""
@@ -222,6 +231,7 @@ class PtpPort:
     def __init__(self, config: PortConfig, identity: PortIdentity, rng: random.Random) -> None:
         self.config = config
         self.identity = identity
+        self._identity_packed: tuple[PortIdentity, bytes] | None = None
         self.rng = rng
         self.state = PortState.INITIALIZING
         self.time_source = Calibration()
@@ -455,6 +465,14 @@ class PtpPort:
         """A datagram from the event port (319) with its local receive timestamp. ``src`` (the
         sender's address, opaque) is needed for unicast operation only."""
         self._src = src
+        if (
+            len(data) >= _DELAY_REQ_LEN
+            and data[0] & 0x0F == _DELAY_REQ
+            and self.state != PortState.MASTER
+        ):
+            # every other slave's multicast Delay_Req: only a master answers them, so they are
+            # dropped unparsed (the counters as after a parse: rx and dropped)
+            return self._drop_unparsed()
         msg = self._accept(data)
         if msg is None:
             return []
@@ -473,6 +491,13 @@ class PtpPort:
     ) -> list[Action]:
         """A datagram from the general port (320); ``src`` as for handle_event_receive."""
         self._src = src
+        if (
+            len(data) >= _DELAY_RESP_LEN
+            and data[0] & 0x0F == _DELAY_RESP
+            and data[_REQUESTING_PORT:_DELAY_RESP_LEN] != self._identity_raw
+        ):
+            # the master's multicast answer to another slave's Delay_Req: dropped unparsed
+            return self._drop_unparsed()
         msg = self._accept(data)
         if msg is None:
             return []
@@ -539,6 +564,22 @@ class PtpPort:
     def _drop(self) -> list[Action]:
         self.counters["dropped"] += 1
         return []
+
+    def _drop_unparsed(self) -> list[Action]:
+        """A message that cannot concern this port, told by its type and a field or two (at
+        16 Sync/s each other slave adds its Delay_Reqs and their answers to every slave's
+        traffic); counted as a parsed one that was dropped would be."""
+        self.counters["rx"] += 1
+        self.counters["dropped"] += 1
+        return []
+
+    @property
+    def _identity_raw(self) -> bytes:
+        """This port's portIdentity as on the wire (cached per identity object)."""
+        cached = self._identity_packed
+        if cached is None or cached[0] is not self.identity:
+            cached = self._identity_packed = (self.identity, self.identity.pack())
+        return cached[1]
 
     def _accept(self, data: bytes) -> Message | None:
         self.counters["rx"] += 1

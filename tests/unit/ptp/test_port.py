@@ -280,6 +280,45 @@ def test_delay_resp_for_someone_else_is_ignored() -> None:
     assert port.counters["dropped"] == before + 1
 
 
+def test_other_slaves_delay_traffic_is_dropped_unparsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a multicast E2E network each slave hears every other slave's Delay_Req and the
+    master's answers to them: a slave drops both without parsing them, counted as dropped."""
+    import netclock.ptp.port as port_module
+
+    port = new_port(slave_only=True)
+    peer = Peer()
+    now = to_uncalibrated(port, peer)
+    (req,) = [a for a in port.handle_timer(PortTimer.DELAY_REQ, now) if isinstance(a, SendEvent)]
+    seq = parse(req.data).header.sequence_id  # type: ignore[attr-defined]
+    parsed: list[bytes] = []
+
+    def counting_parse(data: bytes) -> object:
+        parsed.append(data)
+        return parse(data)
+
+    monkeypatch.setattr(port_module, "parse", counting_parse)
+    rx, dropped = port.counters["rx"], port.counters["dropped"]
+    other = DelayReq(Header(WORSE, 5), PtpTimestamp(0, 0)).pack()
+    assert port.handle_event_receive(other, now, now) == []
+    assert port.handle_general_receive(peer.delay_resp(seq, EPOCH, who=WORSE), now) == []
+    assert parsed == []
+    assert port.counters["rx"] == rx + 2 and port.counters["dropped"] == dropped + 2
+    # the answer to this port's own Delay_Req is parsed and taken
+    port.handle_general_receive(peer.delay_resp(seq, EPOCH), now)
+    assert len(parsed) == 1 and port.counters["dropped"] == dropped + 2
+    # too short to be a Delay_Req or a Delay_Resp: parsed, and counted as a parse error
+    errors = port.counters["parse_errors"]
+    port.handle_event_receive(other[:40], now, now)
+    port.handle_general_receive(peer.delay_resp(seq, EPOCH, who=WORSE)[:50], now)
+    assert len(parsed) == 3 and port.counters["parse_errors"] == errors + 2
+    # a master still parses and answers every Delay_Req
+    master = new_port(master_only=True)
+    master.start(0)
+    master.set_time_source(Calibration(0, EPOCH))
+    (resp,) = sent(master.handle_event_receive(other, 1_000, 1_000))
+    assert isinstance(resp, DelayResp) and resp.requesting_port_identity == WORSE
+
+
 def test_better_master_takes_over_and_announce_timeout_returns_to_master() -> None:
     port = new_port(priority1=128)
     port.start(0)
