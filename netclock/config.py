@@ -317,6 +317,13 @@ class PtpSection:
         "the configured priorities choose the domain that drives the main time.",
         key="extra-domain",
     )
+    hybrid_e2e: bool = knob(
+        False,
+        "Hybrid (mixed multicast/unicast) E2E, like ptp4l's hybrid_e2e: Announce and Sync stay "
+        "multicast while this slave sends its Delay_Reqs unicast to the master's address, which "
+        "answers them unicast (IEEE 1588 16.1). Other slaves then never receive them, and a "
+        "switch forwards them to one port instead of flooding.",
+    )
     acceptable_masters: str = knob(
         "",
         "Acceptable master table (IEEE 1588 17.6, like ptp4l's acceptable_master_list): "

@@ -61,6 +61,9 @@ def register(subparsers: Any) -> None:
         r.add_argument("--unicast-master", action="append", default=[], metavar="ADDR",
                        help="(slave) unicast master table entry (repeatable): request unicast "
                             "Announce/Sync/Delay_Resp from ADDR by negotiation (§16.1)")
+        r.add_argument("--hybrid-e2e", action="store_true",
+                       help="(slave) hybrid E2E: Delay_Req unicast to the master's address, "
+                            "Announce and Sync multicast (ptp4l's hybrid_e2e)")
         r.add_argument("--also-domain", type=int, action="append", default=[], metavar="N",
                        help="also follow domain N (repeatable): one port per domain, one "
                             "calibration each; --domain (or the profile's) is the primary")
@@ -129,6 +132,7 @@ async def _main(args: argparse.Namespace) -> int:
         master_only=args.master_only,
         time_properties=tp,
         unicast_masters=tuple(args.unicast_master),
+        hybrid_e2e=args.hybrid_e2e,
     )
     port = PtpPort(cfg, identity, random.Random())
     domains = [cfg.domain_number] + [d for d in args.also_domain if d != cfg.domain_number]

@@ -268,6 +268,7 @@ class PtpDomainSource:
             master_only=c.role == "master-only",
             time_properties=self._tprops,
             acceptable_masters=parse_acceptable_masters(c.acceptable_masters),
+            hybrid_e2e=c.hybrid_e2e,
         )
 
     # -- life cycle ------------------------------------------------------------------------------

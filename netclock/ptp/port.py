@@ -158,6 +158,10 @@ class PortConfig:
     #: reports sources) asked for unicast Announce; the chosen parent also for Sync and
     #: Delay_Resp; Delay_Req then goes to the parent's address. Empty = multicast operation.
     unicast_masters: tuple[str, ...] = ()
+    #: hybrid (mixed multicast/unicast) E2E, as ptp4l's hybrid_e2e: Announce and Sync by
+    #: multicast, Delay_Req unicast to the address the parent's Announces come from (answered
+    #: unicast, §16.1); multicast while that address is unknown (L2, no address from the driver)
+    hybrid_e2e: bool = False
     #: durationField of unicast transmission requests (s); renewed at half of it
     unicast_duration_s: int = 60
     #: acceptable master table (§17.6): only Announces from these sender ports are qualified
@@ -919,6 +923,8 @@ class PtpPort:
         seq = self._next_seq("delay_req")
         self._delay_req = _PendingDelayReq(seq)
         dest = self._parent_address()
+        if dest is None and self.config.hybrid_e2e and self._parent is not None:
+            dest = self._addresses.get(self._parent)
         flags = Flags.UNICAST if dest is not None else Flags.NONE
         msg = DelayReq(self._header(seq, log_interval=0x7F, flags=flags), PtpTimestamp(0, 0))
         ctx = TxContext(TxKind.DELAY_REQ, seq, self._owner)

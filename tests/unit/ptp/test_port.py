@@ -280,6 +280,37 @@ def test_delay_resp_for_someone_else_is_ignored() -> None:
     assert port.counters["dropped"] == before + 1
 
 
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_hybrid_e2e_sends_delay_req_unicast_to_the_parent(hybrid: bool) -> None:
+    port = new_port(slave_only=True, hybrid_e2e=hybrid)
+    peer = Peer()
+    port.start(0)
+    port.handle_general_receive(peer.announce(0), NS, "10.1.2.3")
+    port.handle_general_receive(peer.announce(1), 2 * NS, "10.1.2.3")
+    assert port.state is PortState.UNCALIBRATED
+    (req,) = [a for a in port.handle_timer(PortTimer.DELAY_REQ, 2 * NS)
+              if isinstance(a, SendEvent)]
+    msg = parse(req.data)
+    assert isinstance(msg, DelayReq)
+    if hybrid:
+        assert req.dest == "10.1.2.3" and Flags.UNICAST in msg.header.flags
+    else:
+        assert req.dest is None and Flags.UNICAST not in msg.header.flags
+    # the master's unicast answer completes the exchange as a multicast one would
+    t3 = 2 * NS + 10_000
+    port.handle_send_timestamp(req.context, t3, t3)
+    resp = peer.delay_resp(msg.header.sequence_id, EPOCH + t3 + 5_000)
+    port.handle_general_receive(resp, t3 + 20_000, "10.1.2.3")
+    assert port.counters["dropped"] == 0
+
+
+def test_hybrid_e2e_without_an_address_stays_multicast() -> None:
+    port = new_port(slave_only=True, hybrid_e2e=True)
+    now = to_uncalibrated(port, Peer())  # announces without a source address (L2)
+    (req,) = [a for a in port.handle_timer(PortTimer.DELAY_REQ, now) if isinstance(a, SendEvent)]
+    assert req.dest is None
+
+
 def test_other_slaves_delay_traffic_is_dropped_unparsed(monkeypatch: pytest.MonkeyPatch) -> None:
     """On a multicast E2E network each slave hears every other slave's Delay_Req and the
     master's answers to them: a slave drops both without parsing them, counted as dropped."""
