@@ -24,7 +24,7 @@ All namespaces share one system clock, so the true offset is 0:
 * CPU seconds (utime+stime) and peak RSS from /proc of each slave process.
 
     sudo python bench/ptp_vs_ptp4l.py [--seconds 30] [--topology bridge|pairs] [--sync -4]
-        [--order p4,gm,nc]
+        [--order p4,gm,nc] [--hybrid]
 """
 
 from __future__ import annotations
@@ -109,25 +109,26 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def run(sync: int, seconds: float, topology: str = "bridge",
-        order: str = "p4,gm,nc") -> dict[str, Any]:
+        order: str = "p4,gm,nc", hybrid: bool = False) -> dict[str, Any]:
+    hy = "\nhybrid_e2e 1" if hybrid else ""
     with contextlib.ExitStack() as stack:
         if topology == "bridge":
             topo = stack.enter_context(Topology.bridge(3))
             role = dict(zip(order.split(","), topo.nodes, strict=True))
             gm, p4s, ncs = role["gm"], role["p4"], role["nc"]
-            ptp4l(gm, sync, 100)
+            ptp4l(gm, sync, 100, hy.strip())
         else:
             # one direct veth link per slave, each behind its own free-running ptp4l master:
             # both masters serve the one system clock, so the truth is the same
             link4 = stack.enter_context(Topology.veth_pair(subnet=208))
             linkn = stack.enter_context(Topology.veth_pair(subnet=209))
             (gm4, p4s), (gmn, ncs) = link4.nodes, linkn.nodes
-            ptp4l(gm4, sync, 100)
-            ptp4l(gmn, sync, 100)
+            ptp4l(gm4, sync, 100, hy.strip())
+            ptp4l(gmn, sync, 100, hy.strip())
         time.sleep(0.2)
-        p4 = ptp4l(p4s, sync, 200, "slaveOnly 1")
+        p4 = ptp4l(p4s, sync, 200, "slaveOnly 1" + hy)
         nc = ncs.python(["-m", "netclock", "ptp", "slave", "-i", ncs.ifname, "--json-log",
-                         "--log-announce-interval", "0",
+                         *(["--hybrid-e2e"] if hybrid else []), "--log-announce-interval", "0",
                          "--log-min-delay-req-interval", str(sync)],
                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         r4, rn = Reader(p4), Reader(nc)
@@ -183,13 +184,17 @@ def main() -> int:
     ap.add_argument("--order", default="p4,gm,nc",
                     help="bridge: the order gm (master), p4 (ptp4l slave), nc (netclock) are "
                          "plugged in (default p4,gm,nc: each slave's path symmetric)")
+    ap.add_argument("--hybrid", action="store_true",
+                    help="hybrid E2E everywhere: both slaves send Delay_Req unicast "
+                         "(ptp4l hybrid_e2e 1, netclock --hybrid-e2e), the master answers unicast")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 1
-    rows = [run(s, args.seconds, args.topology, args.order) for s in (args.sync or [0, -4])]
-    print(f"PTP slave comparison ({args.topology}), {args.seconds:.0f} s per run, steady state = "
-          "last 60 %")
+    rows = [run(s, args.seconds, args.topology, args.order, args.hybrid)
+            for s in (args.sync or [0, -4])]
+    print(f"PTP slave comparison ({args.topology}{', hybrid E2E' if args.hybrid else ''}), "
+          f"{args.seconds:.0f} s per run, steady state = last 60 %")
     hdr = (f"{'logSync':>7} {'ptp4l rms':>10} {'ptp4l p95':>10} {'nc raw rms':>11} "
            f"{'nc err rms':>11} {'nc err p99':>11} {'err/ptp4l':>9} {'lock p4':>8} "
            f"{'lock nc':>8} {'cpu p4':>7} {'cpu nc':>7} {'rss p4':>8} {'rss nc':>8}")
