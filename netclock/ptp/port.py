@@ -106,13 +106,26 @@ from netclock.time import NS_PER_S, PtpTimestamp, TimeInterval, TimeRangeError
 _OWNER_IDS = count(1)
 
 #: what is dropped unparsed (see PtpPort._drop_unparsed): messageType nibbles, and the wire
-#: lengths that make a Delay_Req (34-byte header + originTimestamp) and a Delay_Resp (header
-#: + receiveTimestamp + requestingPortIdentity) plausible
+#: lengths of a Delay_Req (34-byte header + originTimestamp) and of a Delay_Resp (header +
+#: receiveTimestamp + requestingPortIdentity), both without TLVs
 _DELAY_REQ = int(MessageType.DELAY_REQ)
 _DELAY_RESP = int(MessageType.DELAY_RESP)
 _DELAY_REQ_LEN = 34 + 10
 _REQUESTING_PORT = 34 + 10
 _DELAY_RESP_LEN = _REQUESTING_PORT + 10
+
+
+def _well_formed(data: bytes, length: int) -> bool:
+    """``data`` would parse as a TLV-less message of ``length`` bytes: PTP version 2, a
+    messageLength of exactly ``length`` within the datagram, and a valid nanoseconds field in
+    the timestamp after the header. Anything else goes through the parser, and malformed
+    input is counted as such (a flood of garbage must show as garbage)."""
+    return (
+        len(data) >= length
+        and data[1] & 0x0F == 2
+        and int.from_bytes(data[2:4], "big") == length
+        and int.from_bytes(data[40:44], "big") < 1_000_000_000
+    )
 
 
 def interval_ns(log_interval: int) -> int:
@@ -470,9 +483,10 @@ class PtpPort:
         sender's address, opaque) is needed for unicast operation only."""
         self._src = src
         if (
-            len(data) >= _DELAY_REQ_LEN
+            data[:1]
             and data[0] & 0x0F == _DELAY_REQ
             and self.state != PortState.MASTER
+            and _well_formed(data, _DELAY_REQ_LEN)
         ):
             # every other slave's multicast Delay_Req: only a master answers them, so they are
             # dropped unparsed (the counters as after a parse: rx and dropped)
@@ -496,8 +510,9 @@ class PtpPort:
         """A datagram from the general port (320); ``src`` as for handle_event_receive."""
         self._src = src
         if (
-            len(data) >= _DELAY_RESP_LEN
+            data[:1]
             and data[0] & 0x0F == _DELAY_RESP
+            and _well_formed(data, _DELAY_RESP_LEN)
             and data[_REQUESTING_PORT:_DELAY_RESP_LEN] != self._identity_raw
         ):
             # the master's multicast answer to another slave's Delay_Req: dropped unparsed

@@ -337,11 +337,23 @@ def test_other_slaves_delay_traffic_is_dropped_unparsed(monkeypatch: pytest.Monk
     # the answer to this port's own Delay_Req is parsed and taken
     port.handle_general_receive(peer.delay_resp(seq, EPOCH), now)
     assert len(parsed) == 1 and port.counters["dropped"] == dropped + 2
-    # too short to be a Delay_Req or a Delay_Resp: parsed, and counted as a parse error
+    # anything that would not parse cleanly goes through the parser and counts as malformed:
+    # too short, a bad version, a messageLength that is not the message's, bad nanoseconds
     errors = port.counters["parse_errors"]
-    port.handle_event_receive(other[:40], now, now)
-    port.handle_general_receive(peer.delay_resp(seq, EPOCH, who=WORSE)[:50], now)
-    assert len(parsed) == 3 and port.counters["parse_errors"] == errors + 2
+    resp = peer.delay_resp(seq, EPOCH, who=WORSE)
+    bad = [
+        (other[:40], resp[:50]),
+        (other[:1] + b"\x03" + other[2:], resp[:1] + b"\x03" + resp[2:]),
+        (other[:2] + (60).to_bytes(2, "big") + other[4:],
+         resp[:2] + (99).to_bytes(2, "big") + resp[4:]),
+        (other[:40] + (10**9).to_bytes(4, "big"), resp[:40] + (10**9).to_bytes(4, "big")
+         + resp[44:]),
+    ]
+    for req_bad, resp_bad in bad:
+        port.handle_event_receive(req_bad, now, now)
+        port.handle_general_receive(resp_bad, now)
+    assert len(parsed) == 1 + 2 * len(bad)
+    assert port.counters["parse_errors"] == errors + 2 * len(bad)
     # a master still parses and answers every Delay_Req
     master = new_port(master_only=True)
     master.start(0)
