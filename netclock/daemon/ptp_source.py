@@ -70,7 +70,7 @@ from netclock.ptp.actions import (
 )
 from netclock.ptp.bmca import parse_acceptable_masters
 from netclock.ptp.datasets import DelayMechanism, PortState, TimePropertiesDS
-from netclock.ptp.filters import DirectionFloors
+from netclock.ptp.filters import DirectionFloors, FlooredSince
 from netclock.ptp.port import PortConfig, PtpPort
 from netclock.ptp.profiles import Profile
 from netclock.ptp.wire import ClockIdentity, ClockQuality, PortIdentity
@@ -224,10 +224,7 @@ class PtpDomainSource:
         self.skipped = 0
         self._group: list[tuple[int, int, int, int]] = []  # (apparent delay, t2, master@t2, d)
         self.floors = DirectionFloors(FLOOR_LENGTH)
-        #: observations made with the floors in the window's current epoch, and since when
-        self._floored_epoch = -1
-        self._floored_since = 0
-        self._floored_count = 0
+        self.floor_cut = FlooredSince()
         self.info = _SourceInfo(
             self.name,
             "ptp",
@@ -450,7 +447,7 @@ class PtpDomainSource:
             elif isinstance(a, StateChanged):
                 log.info("%s: port %s -> %s (%s)", self.name, a.old.name, a.new.name, a.reason)
                 self.floors.reset()  # a new parent, or none: its stamps no longer apply
-                self._floored_epoch = -1
+                self.floor_cut.reset()
                 self.info.state = a.new.name.lower()
                 if a.new == PortState.MASTER:
                     self._refresh_master()
@@ -519,7 +516,11 @@ class PtpDomainSource:
             if floor is not None:
                 external += floor - delay
                 delay = floor
-                self._count_floored(internal)
+                discipline = self.agent.discipline
+                cut = self.floor_cut.note(discipline.window_epoch(self.name), internal,
+                                        discipline.config.window_threshold)
+                if cut is not None:
+                    discipline.discard_before(self.name, cut)
         external -= utc
         self.measurements += 1
         err = STAMP_ERROR_NS.get(self.info.stamp_source, 2_000)
@@ -529,18 +530,6 @@ class PtpDomainSource:
         if fit is not None:
             with contextlib.suppress(ValueError):
                 self.port.set_rate_ratio(fit.rate_num, fit.rate_denom)
-
-    def _count_floored(self, internal: int) -> None:
-        """Once the window holds enough observations made with the delay floors to fit on
-        their own, drop the earlier ones (see PtpServo._count_floored): made before a fit
-        existed, with the port's filtered delay, they carry its bias for a window length."""
-        discipline = self.agent.discipline
-        epoch = discipline.window_epoch(self.name)
-        if self._floored_epoch != epoch:
-            self._floored_epoch, self._floored_since, self._floored_count = epoch, internal, 0
-        self._floored_count += 1
-        if self._floored_count == discipline.config.window_threshold:
-            discipline.discard_before(self.name, self._floored_since)
 
     def _sync_gap_ns(self, t2: int) -> int:
         """Smoothed measured time between Syncs (the master's rate, not our configured one)."""

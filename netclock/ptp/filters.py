@@ -211,3 +211,32 @@ class DirectionFloors:
     def reset(self) -> None:
         self._sync.clear()
         self._exchange.clear()
+
+
+class FlooredSince:
+    """When to drop a window's observations made before the delay floors could be used.
+
+    The first observations of a fit (Sync by Sync, with the port's filtered delay, before a fit
+    existed to read the floors through) carry that delay's bias, and would tilt every fit for
+    a whole window length (+2 µs decaying over 30 s on this kernel's bridge). :meth:`note`
+    counts the observations made with the floors in the window's current epoch and, once
+    ``threshold`` of them can fit on their own, returns (once) the local time before which
+    the window's observations should go. Pure.
+    """
+
+    def __init__(self) -> None:
+        self.epoch = -1
+        #: local time of the first floored observation of the epoch, and how many since
+        self.since = 0
+        self.count = 0
+
+    def note(self, epoch: int, internal: int, threshold: int) -> int | None:
+        """A floored observation at ``internal`` in window ``epoch`` (a new epoch: a new fit,
+        after a start, a step or a lost fit); the cut-off time when it is the ``threshold``-th."""
+        if epoch != self.epoch:
+            self.epoch, self.since, self.count = epoch, internal, 0
+        self.count += 1
+        return self.since if self.count == threshold else None
+
+    def reset(self) -> None:
+        self.epoch = -1

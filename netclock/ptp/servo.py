@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from netclock.calibration import Calibration, FitResult, WindowedCalibration
 from netclock.ptp.actions import Measurement
-from netclock.ptp.filters import DirectionFloors, MedianFilter
+from netclock.ptp.filters import DirectionFloors, FlooredSince, MedianFilter
 from netclock.time import NS_PER_S
 
 #: the delay floors serve only the least queued Sync of a group at least this large
@@ -83,10 +83,7 @@ class PtpServo:
         self._group: list[tuple[int, int, int, int]] = []
         self.floor_length = floor_length
         self.floors = DirectionFloors(max(floor_length, 1))
-        #: observations made with the floors in the current fit epoch, and since when
-        self._floored_epoch = -1
-        self._floored_since = 0
-        self._floored_count = 0
+        self.floor_cut = FlooredSince()
 
     def configure(
         self,
@@ -125,7 +122,7 @@ class PtpServo:
         self.offset_filter.reset()
         self.floors.reset()
         self._group = []
-        self._floored_epoch = -1
+        self.floor_cut.reset()
 
     @property
     def published(self) -> Calibration | None:
@@ -175,7 +172,10 @@ class PtpServo:
                     floored = self._floored(cal, sent, select)
                     if floored is not None:
                         e = floored
-                        self._count_floored(i)
+                        cut = self.floor_cut.note(self.calibration.epoch, i,
+                                                self.calibration.window_threshold)
+                        if cut is not None:
+                            self.calibration.discard_before(cut)
                 fit = self.calibration.add_observation(i, e, 0)
         cal = self.calibration.calibration
         if cal is not None and abs(cal.rate_ppb()) > self.max_rate_ppb:
@@ -196,24 +196,12 @@ class PtpServo:
         delay = self.floors.delay(cal.to_external, min(group, self.floor_length))
         return None if delay is None else sent + delay
 
-    def _count_floored(self, internal: int) -> None:
-        """Once the window holds enough observations made with the delay floors to fit on
-        their own, drop the earlier ones: made Sync by Sync with the port's filtered delay
-        before a fit existed, they carry that delay's bias and would tilt every fit for a
-        whole window length (+2 µs decaying over 30 s on this kernel's bridge)."""
-        epoch = self.calibration.epoch
-        if self._floored_epoch != epoch:  # a new fit since (start, step, lost fit)
-            self._floored_epoch, self._floored_since, self._floored_count = epoch, internal, 0
-        self._floored_count += 1
-        if self._floored_count == self.calibration.window_threshold:
-            self.calibration.discard_before(self._floored_since)
-
     def _restart(self) -> None:
         self.resets += 1
         self._far = 0
         self.floors.reset()
         self._group = []
-        self._floored_epoch = -1
+        self.floor_cut.reset()
         self.calibration.reset()
         self.offset_filter.reset()
 

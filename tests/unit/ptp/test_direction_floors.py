@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netclock.ptp.filters import DirectionFloors
+from netclock.ptp.filters import DirectionFloors, FlooredSince
 
 
 def feed(
@@ -150,3 +150,12 @@ def test_floors_over_the_last_n_samples() -> None:
     assert f.floors(ident, 2) == (5_000, 2_000)
     assert f.floors(ident, 3) == f.floors(ident, 8) == f.floors(ident, 100) == (1_000, 2_000)
     assert f.delay(ident, 1) == 6_500
+
+
+def test_floored_since_gives_the_cut_once_per_epoch() -> None:
+    f = FlooredSince()
+    assert [f.note(0, t, 3) for t in (10, 20, 30, 40)] == [None, None, 10, None]
+    # a new epoch (a step, a lost fit): counting starts over from its first observation
+    assert [f.note(1, t, 3) for t in (50, 60, 70)] == [None, None, 50]
+    f.reset()  # a new parent: the same epoch counts again from here
+    assert [f.note(1, t, 2) for t in (80, 90)] == [None, 80]

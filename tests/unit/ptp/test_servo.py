@@ -160,12 +160,12 @@ def test_delay_floors_fit_without_the_first_observations() -> None:
             if cal is None:
                 continue
             window = servo.calibration.observations
-            if servo._floored_count and window[0].internal < servo._floored_since:
+            if servo.floor_cut.count and window[0].internal < servo.floor_cut.since:
                 held_early = True
             errors.append(cal.to_external(m.t2) - (m.t2 - offset))
-        assert held_early and servo._floored_count > 4
+        assert held_early and servo.floor_cut.count > 4
         window = servo.calibration.observations
-        assert window[0].internal >= servo._floored_since  # none from before the floors
+        assert window[0].internal >= servo.floor_cut.since  # none from before the floors
         late = errors[len(errors) // 2:]
         mean = sum(late) / len(late)
         assert abs(mean) < 1_000, (seed, mean)  # against a 13 µs gap between the modes
