@@ -346,10 +346,11 @@ class NtpServer:
     xleave: bool = knob(False, "Use interleaved mode (accurate server transmit stamps).")
     warm_up_port: int = knob(
         9,
-        "Before each request, an empty UDP datagram from the same socket to this port of the "
-        "server (9: discard, which nothing answers): the request then crosses a path its "
-        "forerunner has just woken, as the reply does, instead of a colder one (on veth with "
-        "kernel stamps a +1 us offset bias became +0.3 us). 0: none.",
+        "Before each request, two empty UDP datagrams from the same socket to this port of "
+        "the server (9: discard, which nothing answers), each asking for a kernel TX stamp as "
+        "the request does: the request then crosses a path, TX-stamp work included, that its "
+        "forerunners have just woken, as the reply does, instead of a colder one (on veth with "
+        "kernel stamps a +1 us offset bias became +0.02-0.10 us). 0: none.",
         min=0,
         max=65535,
     )

@@ -23,8 +23,8 @@ def register(subparsers: Any) -> None:
     q.add_argument("--user-timestamps", action="store_true",
                    help="do not ask the kernel for timestamps")
     q.add_argument("--warm-up-port", type=int, default=9, metavar="PORT",
-                   help="before each request, an empty datagram to this port of the server "
-                        "to wake the path (default 9, discard; 0 = none)")
+                   help="before each request, two empty TX-stamped datagrams to this port of "
+                        "the server to wake the path (default 9, discard; 0 = none)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=_query)
 

@@ -229,14 +229,8 @@ class Agent:
             info.state = f"demobilized ({reason})"
 
         driver = SourceDriver(source, sock, addr, on_sample, on_demobilize=on_demob,
+                              on_request=lambda: _count(info, "request", tx=1),
                               warm_up_port=srv.warm_up_port)
-        orig_send = sock.send_event_cb
-
-        def counted_send(*a: Any, **k: Any) -> int:
-            _count(info, "request", tx=1)
-            return orig_send(*a, **k)
-
-        sock.send_event_cb = counted_send  # type: ignore[method-assign]
         self._drivers.append(driver)
         driver.start()
         log.info("NTP source %s (priority %d, minpoll %d)", name, srv.priority, srv.minpoll)

@@ -4,7 +4,8 @@
   :class:`~netclock.platform.timestamping.StampedSocket`: requests go out with a TX-stamp
   request (the kernel stamp, from the error queue, replaces the userspace t1), responses are
   handed over with their kernel RX stamp, timers become ``loop.call_later``. Each request may
-  be preceded by an empty datagram to the server's discard port (:data:`WARM_UP_PORT`).
+  be preceded by empty, TX-stamped datagrams to the server's discard port
+  (:data:`WARM_UP_PORT`).
 * :class:`ServerDriver` answers requests with :class:`~netclock.ntp.server.NtpServer`. Basic
   responses get their transmit timestamp refreshed right before ``sendmsg``; every response asks
   for a kernel TX stamp so that the next interleaved request can be answered with it.
@@ -132,13 +133,22 @@ class DriverStats:
     foreign: int = 0
 
 
-#: Where a client's warm-up datagram goes: the server's discard port (RFC 863), which nothing
+#: Where a client's warm-up datagrams go: the server's discard port (RFC 863), which nothing
 #: answers but, at most, a rate-limited ICMP port unreachable. Between polls the path goes
-#: idle, and a request then crosses it colder than the reply that follows at once: with kernel
-#: stamps on a veth link the request took ~8 us longer one way, an offset bias of +1.0-1.3 us
-#: (``bench/ntp_vs_chrony.py``). An empty datagram from the same socket just before the
-#: request runs the same path first and cut that bias to +0.2-0.35 us.
+#: idle, and a request then crosses it colder than the reply that follows at once. With kernel
+#: stamps on a veth link the request took longer one way, an offset bias of +1.0-1.3 us
+#: (``bench/ntp_vs_chrony.py``). Empty datagrams from the same socket just before the request
+#: run the same path first. Plain ones cut the bias to +0.3 us; what was still cold is the
+#: kernel's TX-stamp work (queueing the stamp, waking the socket's pollers), which runs after
+#: the stamp is taken and before the datagram leaves, so each warm-up asks for a TX stamp too
+#: (and drops it). Two such warm-ups left +0.02-0.10 us.
 WARM_UP_PORT = 9
+#: How many warm-up datagrams precede each request.
+WARM_UPS = 2
+
+
+def _drop_stamp(stamp: Any) -> None:
+    """TX-stamp callback of a warm-up datagram: its stamp serves no measurement."""
 
 
 class SourceDriver:
@@ -152,11 +162,14 @@ class SourceDriver:
         on_sample: Callable[[NtpSample, str], None],
         *,
         on_demobilize: Callable[[str], None] | None = None,
+        on_request: Callable[[], None] | None = None,
         warm_up_port: int = 0,
     ) -> None:
-        """``warm_up_port``: before each request, send an empty datagram from the same socket
-        to this port of the server (0: none); see :data:`WARM_UP_PORT`."""
+        """``warm_up_port``: before each request, send :data:`WARM_UPS` empty datagrams from
+        the same socket to this port of the server, each with a TX-stamp request (0: none);
+        see :data:`WARM_UP_PORT`. ``on_request`` runs once per request sent (for counters)."""
         self.source = source
+        self.on_request = on_request
         self.sock = sock
         self.server = server
         self.on_sample = on_sample
@@ -234,7 +247,10 @@ class SourceDriver:
             # (a forerunner that cannot go, e.g. refused by a local firewall, costs the request
             # nothing but its warm path)
             with contextlib.suppress(OSError):
-                self.sock.send_general(b"", self._warm_up)
+                for _ in range(WARM_UPS):
+                    self.sock.send_event_cb(b"", self._warm_up, _drop_stamp)
+        if self.on_request is not None:
+            self.on_request()
         # OSError: unreachable now; the reach register will show it
         with contextlib.suppress(OSError):
             self.sock.send_event_cb(a.data, self.server, tx_done)

@@ -9,24 +9,31 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from netclock.ntp.server import DisciplineState, NtpServer
+from netclock.ntp.source import NtpSample, NtpSource, SourceConfig
 from netclock.platform.clockmap import ClockMap
 from netclock.platform.ntp_transport import (
+    WARM_UPS,
     ServerDriver,
+    SourceDriver,
+    open_client_socket,
     open_server_socket,
     parse_hostport,
     query,
     system_served_time,
 )
+from netclock.platform.timestamping import Received, StampCounters
 
 SHIFT_NS = 1_234_567_000
 TOLERANCE_NS = 100_000
@@ -80,11 +87,14 @@ def test_userspace_fallback_is_labelled() -> None:
     assert abs(int(res["offset_ns"]) - SHIFT_NS) < 5_000_000
 
 
-async def _query_with_warm_up(
+async def _exchange_with_warm_up(
     host: str, warm: bool
-) -> tuple[dict[str, Any], NtpServer, list[bytes]]:
-    """query() with its warm-up datagrams going to a listener of ours, and what it received."""
+) -> tuple[list[NtpSample], int, NtpServer, list[bytes], StampCounters]:
+    """A SourceDriver against our server, its warm-ups going to a listener of ours: the
+    samples, the requests it reported (``on_request``), the server, what the listener got,
+    and the client socket's stamp counters."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    loop = asyncio.get_running_loop()
     clock_map = ClockMap()
     server = NtpServer(system_served_time(clock_map, SHIFT_NS), DisciplineState(stratum=2),
                        rate_limit=None)
@@ -94,35 +104,60 @@ async def _query_with_warm_up(
     discard.bind((host, 0))
     discard.setblocking(False)
     got: list[bytes] = []
-    loop = asyncio.get_running_loop()
     loop.add_reader(discard.fileno(), lambda: got.append(discard.recv(64)))
-    try:
-        res = await query(host, sock.local_address[1], count=4, poll=-5, xleave=True,
+    samples: list[NtpSample] = []
+    requests: list[int] = []
+    driver: SourceDriver | None = None
+
+    def on_rx(r: Received) -> None:
+        assert driver is not None
+        driver.handle_received(r)
+
+    client = open_client_socket(family, clock_map=clock_map, on_receive=on_rx)
+    cfg = SourceConfig(minpoll=-5, maxpoll=-5, iburst=False, filter_length=1, xleave=True)
+    source = NtpSource(cfg, random.Random(5), pivot_unix_ns=time.time_ns())
+    driver = SourceDriver(source, client, (host, sock.local_address[1]),
+                          lambda s, kind: samples.append(s) if kind == "kernel" else None,
+                          on_request=lambda: requests.append(1),
                           warm_up_port=discard.getsockname()[1] if warm else 0)
+    try:
+        driver.start()
+        for _ in range(200):
+            if len(samples) >= 4:
+                break
+            await asyncio.sleep(0.02)
+        driver.stop()
+        await asyncio.sleep(0.05)  # the last warm-ups and stamps land
     finally:
         loop.remove_reader(discard.fileno())
         discard.close()
         sock.close()
-    return res.as_dict(), server, got
+        client.close()
+    return samples, len(requests), server, got, client.counters
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
-def test_each_request_follows_an_empty_warm_up_datagram(host: str) -> None:
-    """ntp.server warm-up-port: one empty datagram from the client to that port of the server
-    before every request; the server's NTP port never sees it, the exchange keeps its kernel
-    stamps, and with 0 nothing is sent."""
+def test_each_request_follows_two_stamped_warm_up_datagrams(host: str) -> None:
+    """ntp.server warm-up-port: WARM_UPS (2) empty datagrams from the client to that port of
+    the server before every request, each with a kernel TX stamp like the request's (the
+    TX-stamp work is part of the path they warm); the server's NTP port never sees them, the
+    exchange keeps its kernel stamps, and with 0 nothing is sent."""
     if host == "::1" and not _has_ipv6_loopback():
         pytest.skip("no IPv6 loopback")
-    res, server, got = asyncio.run(_query_with_warm_up(host, warm=True))
-    assert res["timestamping"] == "kernel"
-    assert abs(int(res["offset_ns"]) - SHIFT_NS) < TOLERANCE_NS
-    requests = server.counters.received
-    assert requests >= 4 and server.counters.dropped_bad == 0
-    # one per request (a last one may still be in flight when query() returns)
-    assert requests - 1 <= len(got) <= requests, (requests, got)
-    assert all(data == b"" for data in got)
-    res, server, got = asyncio.run(_query_with_warm_up(host, warm=False))
-    assert server.counters.received >= 4 and got == []
+    assert WARM_UPS == 2
+    samples, requests, server, got, counters = asyncio.run(_exchange_with_warm_up(host, True))
+    assert len(samples) >= 4
+    # raw offsets are server time - MONOTONIC; the served time is REALTIME + SHIFT_NS
+    rt_minus_mono = time.time_ns() - time.monotonic_ns()
+    assert all(abs(s.raw_offset_ns - rt_minus_mono - SHIFT_NS) < TOLERANCE_NS for s in samples)
+    assert requests == server.counters.received and requests >= 4
+    assert server.counters.dropped_bad == 0
+    assert got == [b""] * (WARM_UPS * requests)
+    # every datagram sent asked for a kernel stamp and got one
+    assert counters.tx_event == (WARM_UPS + 1) * requests == counters.tx_kernel
+    samples, requests, server, got, counters = asyncio.run(_exchange_with_warm_up(host, False))
+    assert len(samples) >= 4 and got == []
+    assert counters.tx_event == requests == counters.tx_kernel == server.counters.received
 
 
 def test_query_times_out_cleanly() -> None:
