@@ -36,7 +36,9 @@ def test_paused_socket_delivers_on_poll_with_arrival_stamps() -> None:
         seen: list[tuple[str, Received]] = []
         rx = _pair(seen, "a", cmap)
         tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
-        poller = RxPoller([rx], 0.2)
+        # (an interval far beyond the test's own sleeps: its timer must not poll first, even
+        # on a loaded machine)
+        poller = RxPoller([rx], 0.9)
         try:
             poller.start()
             assert rx.polled and poller.running
