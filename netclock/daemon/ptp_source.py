@@ -103,7 +103,8 @@ DEFAULT_CLOCK_CLASS = 248
 #: Uncertainty given to each observation, by timestamp source (uniform weights in the fit).
 #: a measurement whose path delay exceeds this is dropped (as PtpServo's default gate)
 MAX_DELAY_NS = 100_000_000
-#: Syncs grouped per observation: about this much time's worth (1 below 4 Hz)
+#: Syncs grouped per observation: about this much time's worth (1 below 4 Hz), and at least
+#: FLOOR_MIN_GROUP once the delay floors can serve the group (E2E, a first fit)
 GROUP_SPAN_NS = 250_000_000
 STAMP_ERROR_NS = {"hardware": 20, "kernel": 100, "user": 2_000}
 #: Syncs and delay exchanges kept for the delay floors (each is taken over as many as the
@@ -488,8 +489,19 @@ class PtpDomainSource:
         # t2 − t1, i.e. earliest arrival) is observed: it keeps the discipline's refits at a
         # few per second whatever the Sync rate.
         self._group.append((m.t2 - m.t1 - m.correction, m.t2, master_at_t2, m.delay))
-        size = max(GROUP_SPAN_NS // max(self._sync_gap_ns(m.t2), 1), 1)
-        if len(self._group) < min(size, 16):
+        size = min(max(GROUP_SPAN_NS // max(self._sync_gap_ns(m.t2), 1), 1), 16)
+        if (
+            size < FLOOR_MIN_GROUP
+            and self.floors.ready()
+            and self.port.config.delay_mechanism == DelayMechanism.E2E
+            and self.agent.discipline._sources[self.name].cal is not None
+        ):
+            # Below 16 Sync/s a span holds too few Syncs for the floors, and a lone Sync with
+            # the port's filtered delay kept its own queueing against a delay filtered another
+            # way: a bias of several us at 1 Sync/s on a bridge. Once there is a fit to floor
+            # through, a group is never smaller than the floors serve.
+            size = FLOOR_MIN_GROUP
+        if len(self._group) < size:
             return
         _, internal, external, delay = min(self._group)
         picked_of = len(self._group)

@@ -102,6 +102,30 @@ def test_ptp4l_master_daemon_slave_locks_within_10us(topo: Topology, tmp_path: P
     assert errors_against(clk, cmap, 0, n=1)[0] < 10_000
 
 
+def test_daemon_slave_at_4_sync_per_second_locks(topo: Topology, tmp_path: Path) -> None:
+    """logSyncInterval -2 (4 Sync/s: a span of Syncs holds one): once the first fit exists the
+    daemon groups FLOOR_MIN_GROUP Syncs per observation for the delay floors, and it locks
+    within 10 us as at 16 Hz."""
+    a, b = topo.nodes
+    gm = start_ptp4l(a, 100, tmp_path, sync=-2)
+    cfg = daemon_config(tmp_path, "slow", ptp_section("slave-only", sync=-2))
+    t0 = time.monotonic()
+    proc = start_daemon(b, cfg)
+    try:
+        cmap = ClockMap()
+        clk = open_clock(tmp_path / "slow" / "clock.shm", 15.0)
+        assert clk is not None, daemon_log(cfg)
+        assert wait_locked(clk, LOCK_DEADLINE_S - (time.monotonic() - t0)), daemon_log(cfg)
+        time.sleep(6.0)  # floored observations replace the first, lone ones
+        errs = errors_against(clk, cmap, 0, n=10)
+        assert max(abs(e) for e in errs) < 10_000, (errs, daemon_log(cfg))
+        assert clk.status().lock_state == LockState.LOCKED
+        assert clk.status().error_bound_ns < 10_000
+    finally:
+        b.stop(proc)
+        a.stop(gm)
+
+
 def send_garbage(src_ip: str) -> None:
     """Truncated and corrupt PTP messages to the multicast group, event and general ports."""
     import socket

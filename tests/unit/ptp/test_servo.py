@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 from ptp_pair import Net
 
 from netclock.ptp.actions import Measurement
 from netclock.ptp.datasets import TimePropertiesDS
 from netclock.ptp.filters import DelayFilter, MedianFilter
 from netclock.ptp.port import PortConfig
-from netclock.ptp.servo import OffsetStats, PtpServo
+from netclock.ptp.servo import FLOOR_MIN_GROUP, OffsetStats, PtpServo
 from netclock.time import NS_PER_S
 
 NS = NS_PER_S
@@ -115,24 +117,31 @@ def test_instance_feeds_servo_and_publishes_time() -> None:
     assert isinstance(inst.port, PtpPort)
 
 
-def bridge_stream(seed: int, seconds: int, offset: int = 7_000_000) -> list[Measurement]:
-    """16 Sync/s and 16 delay exchanges/s over a path whose two directions share one bimodal
-    delay law (a software bridge: warm ~5 µs or cold ~20 µs), local = master + ``offset``.
-    The port's filtered delay is the median of the round trips so far, as a median filter
-    gives: the first observations, made Sync by Sync with it, carry its bias."""
+def bridge_stream(
+    seed: int, seconds: int, offset: int = 7_000_000, *, rate: int = 16, tail: bool = False
+) -> list[Measurement]:
+    """``rate`` Sync/s and as many delay exchanges over a path whose two directions share one
+    bimodal delay law (a software bridge: warm ~5 µs or cold ~20 µs; ``tail``: mostly warm,
+    with a long cold tail), local = master + ``offset``. The port's filtered delay is the
+    median of the round trips so far, as a median filter gives: the first observations, made
+    Sync by Sync with it, carry its bias."""
     import random
     import statistics
 
     rng = random.Random(seed)
 
     def d() -> int:
+        if tail:
+            if rng.random() < 0.8:
+                return 5_000 + int(rng.expovariate(1 / 1_000))
+            return 30_000 + int(rng.expovariate(1 / 10_000))
         if rng.random() < 0.3:
             return 4_000 + int(rng.expovariate(1 / 1_500))
         return 17_000 + int(rng.expovariate(1 / 3_000))
 
     out, rtts = [], []
-    for i in range(seconds * 16):
-        t = 10 * NS + i * (NS // 16)  # master time of the Sync
+    for i in range(seconds * rate):
+        t = 10 * NS + i * (NS // rate)  # master time of the Sync
         d_ms, d_sm = d(), d()
         t2 = t + d_ms + offset
         t3 = t2 + 20_000_000
@@ -169,3 +178,33 @@ def test_delay_floors_fit_without_the_first_observations() -> None:
         late = errors[len(errors) // 2:]
         mean = sum(late) / len(late)
         assert abs(mean) < 1_000, (seed, mean)  # against a 13 µs gap between the modes
+
+
+def _late_errors(servo: PtpServo, stream: list[Measurement], offset: int) -> list[int]:
+    errors = []
+    for m in stream:
+        servo.sample(m)
+        if servo.published is not None:
+            errors.append(servo.published.to_external(m.t2) - (m.t2 - offset))
+    return errors[len(errors) // 2:]
+
+
+def test_low_sync_rates_group_syncs_for_the_floors() -> None:
+    """At 1 Sync/s a span holds one Sync, and a lone Sync with the port's median-filtered
+    delay keeps its own queueing against a delay filtered another way (µs of error under a
+    long-tailed law, the same both ways). Once a fit exists, groups hold FLOOR_MIN_GROUP
+    Syncs and are floored over as many of each direction: the error is a tenth of that."""
+    offset = 7_000_000
+    for seed in range(3):
+        stream = bridge_stream(seed, 240, offset, rate=1, tail=True)
+        servo = PtpServo()
+        late = _late_errors(servo, stream, offset)
+        assert servo._auto_select == FLOOR_MIN_GROUP
+        assert servo.floor_cut.count >= 40  # one floored observation per 4 Syncs
+        rms = math.sqrt(sum(e * e for e in late) / len(late))
+        assert abs(sum(late) / len(late)) < 300 and rms < 500, (seed, late)
+        # without the floors (floor_length 0) groups stay as the span gives: lone Syncs
+        lone = PtpServo(floor_length=0)
+        late = _late_errors(lone, stream, offset)
+        assert lone._auto_select == 1
+        assert math.sqrt(sum(e * e for e in late) / len(late)) > 4 * rms
