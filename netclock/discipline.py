@@ -251,6 +251,20 @@ class Discipline:
             src.last_update = now
         return self._update(now)
 
+    def heard(self, source: str, now: int) -> list[DisciplineEvent]:
+        """``source`` answered with a valid measurement that its own filter held back (an
+        NTP clock filter passes one sample in up to 8): it is alive and nothing else changed.
+        Keeps a calibrated source from being taken for lost between the samples it passes;
+        one without a calibration is not made alive by it."""
+        try:
+            src = self._sources[source]
+        except KeyError:
+            raise KeyError(f"unknown source {source!r}") from None
+        if src.cal is None:
+            return []
+        src.last_update = now
+        return self._update(now)
+
     def discard_before(self, source: str, internal: int) -> int:
         """Drop ``source``'s observations older than ``internal`` from its window (see
         :meth:`WindowedCalibration.discard_before`); its calibration stands until the next

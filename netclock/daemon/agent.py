@@ -186,6 +186,11 @@ class Agent:
         events = self.discipline.observe(name, internal, external, error_ns, now)
         self._after_update(now, events, source=name)
 
+    def heard(self, name: str) -> None:
+        """A source answered validly but its filter held the sample back: it is alive."""
+        now = time.monotonic_ns()
+        self._after_update(now, self.discipline.heard(name, now))
+
     def _start_ntp_sources(self) -> None:
         for i, srv in enumerate(self.cfg.ntp.servers):
             self._start_ntp_source(i, srv)
@@ -194,16 +199,22 @@ class Agent:
         family, addr = resolve(srv.address, srv.port)
         name = f"ntp:{srv.address}:{srv.port}"
         info = _SourceInfo(name, "ntp", srv.priority, identity=srv.address)
-        # The NTP clock filter passes one sample in up to 8 polls: a source is lost only after
-        # more than that many polls at the longest interval without a sample.
+        # A source is lost only after 10 polls at the longest interval without a valid
+        # answer. The clock filter passes one sample in up to 8 polls, so the answers it holds
+        # back keep the source alive too (Discipline.heard): late timers on a loaded machine
+        # would otherwise stretch a held-back run past the timeout.
         poll_ns = NS_PER_S << srv.maxpoll if srv.maxpoll >= 0 else NS_PER_S >> -srv.maxpoll
         self._add_source(info, min_timeout_ns=10 * poll_ns)
         driver: SourceDriver | None = None
+        emitted = [0]
 
         def on_rx(r: Received) -> None:
             assert driver is not None
             _count(info, "response", rx=1)
+            filtered, samples = source.filtered, emitted[0]
             driver.handle_received(r)
+            if source.filtered > filtered and emitted[0] == samples:
+                self.heard(name)
 
         sock = open_client_socket(family, clock_map=self.clock_map, on_receive=on_rx)
         self._sockets.append(sock)
@@ -217,6 +228,7 @@ class Agent:
         source = NtpSource(cfg, self.rng, pivot_unix_ns=time.time_ns(), key=key)
 
         def on_sample(s: NtpSample, kind: str) -> None:
+            emitted[0] += 1
             info.stamp_source = kind
             info.hops = s.stratum
             info.leap = s.leap

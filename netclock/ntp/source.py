@@ -256,6 +256,9 @@ class NtpSource:
         self._held: NtpSample | None = None
         self._demobilized: str | None = None
         self._c = _Counters()
+        #: valid samples that entered the clock filter, emitted or held back (a driver can
+        #: tell an answer the filter held back from no answer: the server is alive)
+        self.filtered = 0
 
     # -- public ---------------------------------------------------------------------------
 
@@ -461,6 +464,7 @@ class NtpSource:
         )
 
     def _clock_filter(self, sample: NtpSample) -> list[Action]:
+        self.filtered += 1
         self._filter.append(sample)
         best = min(self._filter, key=lambda s: (max(s.delay_ns, 0), -s.t4))
         if self._last_emitted_t4 is not None and best.t4 <= self._last_emitted_t4:

@@ -258,3 +258,29 @@ def test_discard_before_drops_a_sources_early_observations() -> None:
     assert abs(cal.to_external(4 * NS_PER_S) - net(4 * NS_PER_S)) < 2
     with pytest.raises(KeyError):
         d.discard_before("nope", 0)
+
+
+def test_heard_keeps_a_calibrated_source_alive_between_samples() -> None:
+    """An answer its own filter held back (NTP's clock filter passes one sample in up to 8)
+    keeps a source alive past its timeout; it changes nothing else, and it cannot bring to
+    life a source that never had a calibration."""
+    d = two_sources()
+    feed(d, "ptp", 1, 12)  # LOCKED on ptp; its last observation at 3.75 s
+    cal = d.published
+    assert d.state is LockState.LOCKED and cal is not None
+    last = int(3.75 * NS_PER_S)
+    # held-back answers every 250 ms for 4 s: never lost (the timeout is 2 s)
+    for i in range(1, 17):
+        assert d.heard("ptp", last + i * 250 * MS) == []
+        assert d.state is LockState.LOCKED
+    assert d.published == cal  # nothing published moved
+    # silence after the last one: lost 2 s later, as ever
+    now = last + 16 * 250 * MS
+    assert d.tick(now + 2 * NS_PER_S - MS) == []
+    ev = d.tick(now + 2 * NS_PER_S + MS)
+    assert d.state is LockState.HOLDOVER and any(e.kind == "state" for e in ev)
+    # a source without a calibration is not made alive
+    assert d.heard("ntp", now + 3 * NS_PER_S) == []
+    assert d.state is LockState.HOLDOVER
+    with pytest.raises(KeyError):
+        d.heard("nope", now)

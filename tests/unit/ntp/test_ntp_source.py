@@ -238,6 +238,9 @@ def test_clock_filter_picks_lowest_delay_of_last_8() -> None:
     for i in range(3):
         link.poll(2 * NS_PER_S + i * NS_PER_S)  # slow: never better than the first
     assert len(link.samples) == 1
+    # every valid answer entered the filter (held back or not): what a driver reads to tell
+    # a held-back answer from none
+    assert link.source.filtered == 4
     link.up_ns = 10_000
     link.poll(6 * NS_PER_S)
     assert len(link.samples) == 2 and link.samples[1].delay_ns < link.samples[0].delay_ns
