@@ -350,7 +350,7 @@ class NtpServer:
         "the server (9: discard, which nothing answers), each asking for a kernel TX stamp as "
         "the request does: the request then crosses a path, TX-stamp work included, that its "
         "forerunners have just woken, as the reply does, instead of a colder one (on veth with "
-        "kernel stamps a +1 us offset bias became +0.02-0.10 us). 0: none.",
+        "kernel stamps a +1 us offset bias became +0.01-0.10 us). 0: none.",
         min=0,
         max=65535,
     )

@@ -498,8 +498,8 @@ class PtpDomainSource:
         ):
             # Below 16 Sync/s a span holds too few Syncs for the floors, and a lone Sync with
             # the port's filtered delay kept its own queueing against a delay filtered another
-            # way: a bias of several us at 1 Sync/s on a bridge. Once there is a fit to floor
-            # through, a group is never smaller than the floors serve.
+            # way (µs of error under a long-tailed delay law; see PtpServo). Once there is a
+            # fit to floor through, a group is never smaller than the floors serve.
             size = FLOOR_MIN_GROUP
         if len(self._group) < size:
             return

@@ -141,7 +141,7 @@ class DriverStats:
 #: run the same path first. Plain ones cut the bias to +0.3 us; what was still cold is the
 #: kernel's TX-stamp work (queueing the stamp, waking the socket's pollers), which runs after
 #: the stamp is taken and before the datagram leaves, so each warm-up asks for a TX stamp too
-#: (and drops it). Two such warm-ups left +0.02-0.10 us.
+#: (and drops it). Two such warm-ups left +0.01-0.10 us.
 WARM_UP_PORT = 9
 #: How many warm-up datagrams precede each request.
 WARM_UPS = 2

@@ -215,8 +215,9 @@ class PtpServo:
         if self.floor_length and self.floors.ready():
             # Below ~8 Sync/s a span holds too few Syncs for the floors; a lone Sync with the
             # port's filtered delay carries its own queueing against a delay filtered another
-            # way, and the fit kept that mismatch as a bias (+8 us at logSync 0 on the bridge
-            # of bench/ptp_vs_ptp4l.py): groups are never smaller than the floors serve.
+            # way (µs of error at 1 Sync/s under a long-tailed delay law, where floored groups
+            # keep ~0.1 us: tests/unit/ptp/test_servo.py): groups are never smaller than the
+            # floors serve.
             select = max(select, FLOOR_MIN_GROUP)
         self._auto_select = select
         per_obs = gap * (self.sync_select or self._auto_select)
