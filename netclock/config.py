@@ -262,8 +262,10 @@ class PtpSection:
         "Read the PTP sockets every this many ms instead of waking per packet, while an E2E "
         "port is not a master and the kernel stamps packets on arrival (so reading them later "
         "changes no timestamp; the calibration only hears of them up to this much later). At "
-        "16 Sync/s it turns about 40 wake-ups a second into 4 and cuts the daemon's CPU. A "
-        "multiple of 250 shares the daemon's tick wake-up. 0: wake per packet.",
+        "16 Sync/s it turns about 40 wake-ups a second into 4 and cuts the daemon's CPU. From "
+        "250 up the daemon's tick reads them (which itself rides on the Delay_Req wake-ups), "
+        "once this much less half a tick has passed; below 250 a timer of their own does. "
+        "0: wake per packet.",
         min=0,
         max=500,
         unit="ms",

@@ -57,7 +57,7 @@ from netclock.platform.ntp_transport import (
     open_server_socket,
     resolve,
 )
-from netclock.platform.timestamping import Received, StampedSocket
+from netclock.platform.timestamping import Received, RxPoller, StampedSocket
 from netclock.shm import DomainRecord, IdentityKind
 from netclock.time import NS_PER_S
 
@@ -66,6 +66,8 @@ log = logging.getLogger("netclock")
 #: Shared-memory / snapshot domain number of NTP-derived time (0..255 are PTP domains).
 NTP_DOMAIN = 256
 TICK_S = 0.25
+#: a source's timer wake-up runs the tick early once this much has passed since the last tick
+TICK_SLACK_S = TICK_S / 2
 TICK_NS = round(TICK_S * NS_PER_S)
 
 
@@ -160,9 +162,12 @@ class Agent:
         self._chrony_warned = False
         self.main_domain = cfg.ptp.domain if cfg.ptp.enabled else NTP_DOMAIN
         self.stopped = False
-        self._tick_origin: float | None = None
-        self._tick_index = 0
+        #: loop time of the last tick (None while the tick loop is not running)
+        self._last_tick: float | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
+        self._tick_fire: Callable[[], None] | None = None
+        self._tick_hooks: list[Callable[[float], None]] = []
+        self._in_tick = False
         self._published_mono_ns = -TICK_NS  # when the shared-memory record was last written
         self._identity_cache: tuple[tuple[str, str, bytes], tuple[IdentityKind, bytes]] | None = (
             None
@@ -218,6 +223,13 @@ class Agent:
 
         sock = open_client_socket(family, clock_map=self.clock_map, on_receive=on_rx)
         self._sockets.append(sock)
+        if srv.minpoll >= 0 and sock.mode in ("kernel", "hardware"):
+            # Requests at least ~0.94 s apart (iburst's too): the answer waits in the socket
+            # for the next tick, at most TICK_S, instead of waking the loop. It was stamped on
+            # arrival; only the calibration hears of it later.
+            poller = RxPoller([sock], TICK_S, timer=False, slack_s=TICK_SLACK_S)
+            poller.start()
+            self.add_tick_hook(poller.tick)
         cfg = NtpSourceConfig(
             minpoll=srv.minpoll, maxpoll=srv.maxpoll, iburst=srv.iburst, xleave=srv.xleave
         )
@@ -242,7 +254,7 @@ class Agent:
 
         driver = SourceDriver(source, sock, addr, on_sample, on_demobilize=on_demob,
                               on_request=lambda: _count(info, "request", tx=1),
-                              warm_up_port=srv.warm_up_port)
+                              warm_up_port=srv.warm_up_port, on_timer=self.wake)
         self._drivers.append(driver)
         driver.start()
         log.info("NTP source %s (priority %d, minpoll %d)", name, srv.priority, srv.minpoll)
@@ -647,27 +659,29 @@ class Agent:
                 self._record.close()
 
     async def _tick_loop(self, stop: asyncio.Event) -> None:
-        """Tick every TICK_S until ``stop`` is set (and once more then).
+        """Tick at least every TICK_S until ``stop`` is set (and once more then).
 
-        The ticks are plain ``call_at`` timers on a fixed grid (no task, future or
-        ``asyncio.wait`` per tick), and :meth:`tick_at` lets other periodic work land on the
-        same grid, so it runs in the tick's wake-up instead of one of its own.
+        The tick is a plain ``call_at`` timer (no task, future or ``asyncio.wait`` per tick),
+        re-armed TICK_S after each tick. It also runs early, in the wake-up of a source's own
+        timer (:meth:`wake`: a Delay_Req, an NTP request, a master's Sync) once TICK_SLACK_S
+        has passed since the last one, so that an agent whose sources wake it anyway does not
+        wake again just to tick. Periodic work of the sources (reading polled sockets, a
+        master's once-a-second refresh) runs in the tick, through :meth:`add_tick_hook`.
         """
         interval_ns = round(self.cfg.holdover.state_interval_s * NS_PER_S)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._tick_origin = loop.time()
-        self._tick_index = 0
 
         def fire() -> None:
             if done.done():
                 return
+            self._tick_handle = None
             try:
-                self._tick(interval_ns)
+                self._run_tick(loop, interval_ns)
             except Exception as exc:  # the daemon stops on it, as it would on a failed await
                 done.set_exception(exc)
                 return
-            self._schedule_tick(loop, fire)
+            self._tick_handle = loop.call_at(loop.time() + TICK_S, fire)
 
         def stopped(_: object) -> None:
             if not done.done():
@@ -676,40 +690,52 @@ class Agent:
         # One waiter for the whole run (wait_for would make and cancel a task every tick).
         stopping = asyncio.ensure_future(stop.wait())
         stopping.add_done_callback(stopped)
-        self._schedule_tick(loop, fire)
+        self._last_tick = loop.time()
+        self._tick_fire = fire
+        self._tick_handle = loop.call_at(loop.time() + TICK_S, fire)
         try:
             await done
-            self._tick(interval_ns)
+            self._run_tick(loop, interval_ns)
         finally:
             stopping.cancel()
             if self._tick_handle is not None:
                 self._tick_handle.cancel()
                 self._tick_handle = None
-            self._tick_origin = None
+            self._tick_fire = None
+            self._last_tick = None
 
-    def _schedule_tick(self, loop: asyncio.AbstractEventLoop, fire: Callable[[], None]) -> None:
-        origin = self._tick_origin
-        assert origin is not None
-        k = self._tick_index + 1
-        now = loop.time()
-        if origin + k * TICK_S <= now:  # late (a busy loop): the next tick of the grid
-            k = int((now - origin) / TICK_S) + 1
-        self._tick_index = k
-        self._tick_handle = loop.call_at(origin + k * TICK_S, fire)
+    def _run_tick(self, loop: asyncio.AbstractEventLoop, interval_ns: int) -> None:
+        now_s = loop.time()
+        self._last_tick = now_s
+        self._in_tick = True
+        try:
+            for hook in list(self._tick_hooks):
+                hook(now_s)  # first: what the polled sockets hold is heard before the tick
+            self._tick(interval_ns)
+        finally:
+            self._in_tick = False
 
-    def tick_at(self, delay_s: float) -> float:
-        """The loop time of the first tick at least ``delay_s`` from now (for ``call_at``).
+    def wake(self) -> None:
+        """A source's timer woke the loop: tick here if the last tick is TICK_SLACK_S old.
 
-        A timer set there fires in the same wake-up as that tick. Before the tick loop runs
-        (or after it stopped) it is simply ``delay_s`` from now.
+        The tick then needs no wake-up of its own: its timer is re-armed TICK_S from now.
         """
+        last, fire, handle = self._last_tick, self._tick_fire, self._tick_handle
+        if last is None or fire is None or handle is None or self._in_tick:
+            return
         loop = asyncio.get_running_loop()
-        at = loop.time() + delay_s
-        origin = self._tick_origin
-        if origin is None:
-            return at
-        k = -int(-(at - origin) // TICK_S)  # ceil
-        return origin + max(k, 1) * TICK_S
+        if loop.time() - last < TICK_SLACK_S:
+            return
+        handle.cancel()
+        fire()
+
+    def add_tick_hook(self, hook: Callable[[float], None]) -> None:
+        """Call ``hook(loop_time)`` in every tick (before the discipline's own tick work)."""
+        self._tick_hooks.append(hook)
+
+    def remove_tick_hook(self, hook: Callable[[float], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tick_hooks.remove(hook)
 
     def _tick(self, interval_ns: int) -> None:
         now = time.monotonic_ns()

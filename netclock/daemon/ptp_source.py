@@ -240,7 +240,8 @@ class PtpDomainSource:
         self._sync_metadata: SyncMetadata | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.timers: PortTimers | None = None
-        self._refresh: asyncio.TimerHandle | None = None
+        #: loop time of the master's next refresh (from the agent's tick)
+        self._refresh_due = 0.0
         self._last_internal: int | None = None
         self._last_selected: _SourceInfo | None = None
         self._last_t2: int | None = None
@@ -271,7 +272,7 @@ class PtpDomainSource:
 
     # -- life cycle ------------------------------------------------------------------------------
     async def start(self) -> None:
-        from netclock.daemon.agent import TICK_S, bind_error
+        from netclock.daemon.agent import TICK_S, TICK_SLACK_S, bind_error
 
         self.loop = asyncio.get_running_loop()
         self.timers = PortTimers(self.loop, self._fire)
@@ -313,14 +314,16 @@ class PtpDomainSource:
             # (with P2P every port answers its neighbour's Pdelay_Reqs, and 802.1AS wants
             # that turnaround within ms: such a port reads per packet in every state)
             interval = self.cfg.rx_poll_ms / 1000
-            on_grid = interval >= TICK_S and (interval / TICK_S).is_integer()
-            # the tick at least half a tick short of the interval away: called from within a
-            # tick, tick_at(interval) would round a late-running callback up to the next one
-            half = TICK_S / 2
+            # At least a tick apart: no timer of its own, the agent's tick reads the sockets
+            # (the tick also runs in the wake-up of a Delay_Req, so most polls share it).
+            driven = interval >= TICK_S
             self.poller = RxPoller(
-                self.transport.sockets, interval, loop=self.loop,
-                align=(lambda d: self.agent.tick_at(d - half)) if on_grid else None,
+                self.transport.sockets, interval, loop=self.loop, timer=not driven,
+                slack_s=TICK_SLACK_S if driven else 0.0,
             )
+            if driven:
+                self.agent.add_tick_hook(self.poller.tick)
+        self.agent.add_tick_hook(self._on_tick)
         self._refresh_master()
         self._execute(self.port.start(_mono()))
         self._follow_poll_mode()
@@ -360,8 +363,9 @@ class PtpDomainSource:
             self.poller.stop()
         if self.timers is not None:
             self.timers.cancel_all()
-        if self._refresh is not None:
-            self._refresh.cancel()
+        if self.poller is not None:
+            self.agent.remove_tick_hook(self.poller.tick)
+        self.agent.remove_tick_hook(self._on_tick)
         if self.transport is not None:
             self.transport.close()
 
@@ -428,6 +432,11 @@ class PtpDomainSource:
         if self._stopped:
             return
         self._execute(self.port.handle_timer(timer, _mono()))
+        self.agent.wake()  # the tick (and the sockets' poll) rides on this wake-up when due
+
+    def _on_tick(self, now_s: float) -> None:
+        if now_s >= self._refresh_due:
+            self._refresh_master()
 
     # -- actions -------------------------------------------------------------------------------
     def _execute(self, actions: list[Action]) -> None:
@@ -616,12 +625,14 @@ class PtpDomainSource:
         )
 
     def _refresh_master(self) -> None:
-        """Every second: served time source, time properties and clockClass."""
-        if self._refresh is not None:
-            self._refresh.cancel()
-            self._refresh = None
+        """Every second (from the agent's tick): served time source, time properties and
+        clockClass."""
         if self._stopped or self.loop is None:
             return
+        from netclock.daemon.agent import TICK_SLACK_S
+
+        # (a tick comes at most TICK_S after the due time: about once a second)
+        self._refresh_due = self.loop.time() + 1.0 - TICK_SLACK_S
         now = _mono()
         self._set_time_source(now)
         if self.cfg.role != "slave-only":
@@ -658,8 +669,6 @@ class PtpDomainSource:
                     "%s: serving %s", self.name, ", ".join(f"{k}={v}" for k, v in changes.items())
                 )
                 self._execute(self.port.reconfigure(now, **changes))
-        # on the agent's tick grid: it runs in a tick's wake-up, not in one of its own
-        self._refresh = self.loop.call_at(self.agent.tick_at(1.0), self._refresh_master)
 
 
 class PtpSource:

@@ -164,12 +164,16 @@ class SourceDriver:
         on_demobilize: Callable[[str], None] | None = None,
         on_request: Callable[[], None] | None = None,
         warm_up_port: int = 0,
+        on_timer: Callable[[], None] | None = None,
     ) -> None:
         """``warm_up_port``: before each request, send :data:`WARM_UPS` empty datagrams from
         the same socket to this port of the server, each with a TX-stamp request (0: none);
-        see :data:`WARM_UP_PORT`. ``on_request`` runs once per request sent (for counters)."""
+        see :data:`WARM_UP_PORT`. ``on_request`` runs once per request sent (for counters);
+        ``on_timer`` after each of the source's timers was handled (the daemon's tick rides on
+        that wake-up when due)."""
         self.source = source
         self.on_request = on_request
+        self.on_timer = on_timer
         self.sock = sock
         self.server = server
         self.on_sample = on_sample
@@ -212,6 +216,8 @@ class SourceDriver:
         self._timer = None
         if not self.stopped:
             self._run(self.source.handle_timer(time.monotonic_ns()))
+            if self.on_timer is not None:
+                self.on_timer()
 
     def _run(self, actions: list[Action]) -> None:
         for a in actions:

@@ -723,6 +723,11 @@ class StampedSocket:
             else:
                 self.counters.tx_kernel += 1
             self._call(pending.callback, stamp)
+            if not self._pending:
+                # Every send's stamp is in: the queue is almost always empty now, so skip the
+                # recvmsg that would say so. Anything else there (an ICMP error) is read by
+                # the next drain, or at once through EPOLLERR on a socket the loop watches.
+                return
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -755,8 +760,10 @@ class RxPoller:
     A slave's packets carry kernel (or NIC) stamps taken on arrival, so how soon Python reads
     them changes no stamp: only how late the calibration hears of them. At 16 Sync/s a PTP
     slave gets about 40 datagrams a second on two sockets, and each wake-up of an asyncio loop
-    costs far more CPU than the datagram's own handling; reading every ``interval_s`` on
-    ``align``'s grid (the daemon's tick, so both share one wake-up) cuts that to a few.
+    costs far more CPU than the datagram's own handling; reading every ``interval_s`` cuts
+    that to a few. With ``timer=False`` the poller has no timer of its own: its owner calls
+    :meth:`tick` from a wake-up it has anyway (the daemon's tick), and the poll runs there
+    once ``interval_s - slack_s`` has passed since the last one.
 
     The datagrams of all the sockets are delivered in the order of their RX stamps, so that
     messages split over two sockets (a PTP Sync on the event port, its Follow_Up on the
@@ -776,17 +783,22 @@ class RxPoller:
         interval_s: float,
         *,
         loop: asyncio.AbstractEventLoop | None = None,
-        align: Callable[[float], float] | None = None,
+        timer: bool = True,
+        slack_s: float = 0.0,
         busy: int = 64,
     ) -> None:
         if not 0 < interval_s < RX_MAX_AGE_NS / 1e9:
             raise ValueError("the poll interval must be above 0 and below RX_MAX_AGE_NS")
+        if not 0 <= slack_s <= interval_s:
+            raise ValueError("the slack must lie in [0, interval]")
         if busy < 2:
             raise ValueError("busy must be at least 2 datagrams")
         self.sockets = list(sockets)
         self.interval_s = interval_s
         self.loop = loop if loop is not None else asyncio.get_running_loop()
-        self.align = align
+        #: False: no timer of its own; the owner calls :meth:`tick` from its periodic wake-up
+        self.timer = timer
+        self.slack_s = slack_s
         self.busy_threshold = busy
         #: reading per datagram until a burst ends
         self.busy = False
@@ -795,42 +807,58 @@ class RxPoller:
         self.delivered = 0
         self._rx_mark = 0
         self._polling = False
+        self._running = False
+        self._last_fire = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
     @property
     def running(self) -> bool:
-        return self._timer is not None
+        return self._running
 
     def start(self) -> None:
         """Take the sockets off the reader set and poll them (no-op if running)."""
-        if self._timer is not None:
+        if self._running:
             return
+        self._running = True
         self.busy = False
+        self._last_fire = self.loop.time()
         for s in self.sockets:
             s.pause_reader()
         self._schedule()
 
     def stop(self) -> None:
         """Read what is queued now and go back to per-datagram wake-ups (no-op if stopped)."""
-        if self._timer is None:
+        if not self._running:
             return
-        self._timer.cancel()
-        self._timer = None
+        self._running = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.busy = False
         if not self._polling:  # (from a datagram this poll delivers: it delivers the rest)
             self.poll()
         for s in self.sockets:
             s.resume_reader()
 
+    def tick(self, now_s: float) -> None:
+        """The owner's periodic wake-up (``timer=False``): poll if an interval, less the
+        slack, has passed since the last poll (or burst check)."""
+        if self._running and not self.timer and now_s - self._last_fire >= (
+            self.interval_s - self.slack_s
+        ):
+            self._fire(now_s)
+
     def _received(self) -> int:
         return sum(s.counters.rx_datagrams for s in self.sockets)
 
     def _schedule(self) -> None:
-        at = (self.align(self.interval_s) if self.align is not None
-              else self.loop.time() + self.interval_s)
-        self._timer = self.loop.call_at(at, self._fire)
+        if self._timer is not None:
+            self._timer.cancel()  # (a stop and start from a datagram of this poll)
+        if self.timer:
+            self._timer = self.loop.call_at(self.loop.time() + self.interval_s, self._fire)
 
-    def _fire(self) -> None:
+    def _fire(self, now_s: float | None = None) -> None:
+        self._last_fire = self.loop.time() if now_s is None else now_s
         if self.busy:
             received = self._received()
             if received - self._rx_mark < self.busy_threshold // 2:  # the burst is over
@@ -845,7 +873,7 @@ class RxPoller:
             for s in self.sockets:
                 s.resume_reader()
             self._rx_mark = self._received()
-        if self._timer is not None:
+        if self._running:
             self._schedule()
 
     def poll(self) -> int:

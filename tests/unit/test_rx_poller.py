@@ -44,19 +44,21 @@ def test_paused_socket_delivers_on_poll_with_arrival_stamps() -> None:
             assert rx.polled and poller.running
             sent_at = []
             for i in range(5):
-                sent_at.append(time.monotonic_ns())
+                before = time.monotonic_ns()
                 tx.send_general(b"m%d" % i, rx.local_address)
+                sent_at.append((before, time.monotonic_ns()))
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.02)
             assert seen == []  # no wake-up per datagram while paused
             polled_at = time.monotonic_ns()
             assert poller.poll() == 5
             assert [r.data for _, r in seen] == [b"m%d" % i for i in range(5)]
-            for (_, r), t in zip(seen, sent_at, strict=True):
+            for (_, r), (t0, t1) in zip(seen, sent_at, strict=True):
                 assert r.stamp_source == "kernel"
-                # stamped on arrival, not when read: each within a few ms of its send, and
-                # the first one long before the poll
-                assert t - 1_000_000 <= r.rx_ns <= t + 5_000_000
+                # stamped on arrival, not when read: each within a few ms of its send (the
+                # send bracketed, so a preempted sender does not count against it), and the
+                # first one long before the poll
+                assert t0 - 1_000_000 <= r.rx_ns <= t1 + 5_000_000, (t0, t1, r.rx_ns)
             assert polled_at - seen[0][1].rx_ns > 40_000_000
             assert rx.counters.rx_kernel == 5 and rx.counters.rx_user == 0
         finally:
@@ -105,20 +107,13 @@ def test_timer_polls_and_stop_returns_to_per_datagram_wakeups() -> None:
         seen: list[tuple[str, Received]] = []
         rx = _pair(seen, "a", cmap)
         tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
-        loop = asyncio.get_running_loop()
-        aligned: list[float] = []
-
-        def align(delay_s: float) -> float:
-            aligned.append(delay_s)
-            return loop.time() + delay_s
-
-        poller = RxPoller([rx], 0.05, align=align)
+        poller = RxPoller([rx], 0.05)
         try:
             poller.start()
             tx.send_general(b"x", rx.local_address)
             await asyncio.sleep(0.12)  # the timer, not a wake-up, delivered it
             assert [r.data for _, r in seen] == [b"x"]
-            assert poller.polls >= 2 and aligned and set(aligned) == {0.05}
+            assert poller.polls >= 2
             tx.send_general(b"queued", rx.local_address)
             await asyncio.sleep(0.005)
             poller.stop()  # reads what queued, then resumes the reader
@@ -128,6 +123,39 @@ def test_timer_polls_and_stop_returns_to_per_datagram_wakeups() -> None:
             tx.send_general(b"woken", rx.local_address)
             await asyncio.sleep(0.02)
             assert [r.data for _, r in seen][-1] == b"woken" and poller.polls == polls
+        finally:
+            poller.stop()
+            rx.close()
+            tx.close()
+
+    run(main())
+
+
+def test_a_driven_poller_polls_only_from_its_owners_ticks_past_the_interval_less_slack() -> None:
+    async def main() -> None:
+        cmap = ClockMap()
+        seen: list[tuple[str, Received]] = []
+        rx = _pair(seen, "a", cmap)
+        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        loop = asyncio.get_running_loop()
+        poller = RxPoller([rx], 0.2, timer=False, slack_s=0.05)
+        try:
+            poller.start()
+            t0 = loop.time()
+            tx.send_general(b"x", rx.local_address)
+            await asyncio.sleep(0.3)  # no timer of its own: nothing read
+            assert seen == [] and poller.polls == 0 and rx.polled
+            poller.tick(t0 + 0.14)  # less than interval - slack since the start: not yet
+            assert poller.polls == 0
+            poller.tick(t0 + 0.16)
+            assert [r.data for _, r in seen] == [b"x"] and poller.polls == 1
+            poller.tick(t0 + 0.30)  # 0.14 since that poll
+            assert poller.polls == 1
+            poller.tick(t0 + 0.32)
+            assert poller.polls == 2
+            poller.stop()
+            poller.tick(t0 + 1.0)  # a stopped poller ignores ticks
+            assert poller.polls == 3 and not rx.polled  # (stop read what was queued)
         finally:
             poller.stop()
             rx.close()
