@@ -222,6 +222,10 @@ class _PendingSync:
     t1: int | None = None
 
 
+#: Delay_Reqs a slave keeps waiting for their answers (at 4 a second, 2 s of them)
+MAX_PENDING_DELAY_REQS = 8
+
+
 @dataclass(slots=True)
 class _PendingDelayReq:
     sequence_id: int
@@ -263,7 +267,9 @@ class PtpPort:
         self._sync: _PendingSync | None = None
         self._early_follow_up: FollowUp | None = None
         self._last_sync: tuple[int, int, int] | None = None  # t1, t2, c_sync
-        self._delay_req: _PendingDelayReq | None = None
+        #: Delay_Reqs still waiting for their TX stamp or Delay_Resp, oldest first (a reader
+        #: that polls its socket may send the next one before it reads the last one's answer)
+        self._delay_reqs: dict[int, _PendingDelayReq] = {}
         self._last_exchange: tuple[int, int, int] = (0, 0, 0)  # t3, t4, Delay_Resp correction
         self._raw_delay = 0
         self._measurements_from_parent = 0
@@ -551,11 +557,11 @@ class PtpPort:
                 return []
             pd.t1 = tx_ts
             return self._complete_pdelay()
-        pending = self._delay_req
-        if pending is None or pending.sequence_id != ctx.sequence_id:
+        pending = self._delay_reqs.get(ctx.sequence_id)
+        if pending is None:
             return []
         pending.t3 = tx_ts
-        return self._complete_delay_exchange()
+        return self._complete_delay_exchange(pending)
 
     def handle_timer(self, timer: PortTimer, now: int) -> list[Action]:
         """A timer armed with :class:`SetTimer` fired. Timers not armed (any more) are ignored."""
@@ -804,7 +810,7 @@ class PtpPort:
             self._parent_announce = None
             self.foreign.clear()
             self._sync = None
-            self._delay_req = None
+            self._delay_reqs.clear()
             self._pdelay = None
             self._pdelay_resp_pending.clear()
             return
@@ -812,7 +818,7 @@ class PtpPort:
             self._cancel(PortTimer.ANNOUNCE_RECEIPT, out)
             self._cancel(PortTimer.DELAY_REQ, out)
             self._cancel(PortTimer.QUALIFICATION, out)
-            self._delay_req = None
+            self._delay_reqs.clear()
             self._sync = None
             if old != PortState.MASTER:
                 self._set(PortTimer.ANNOUNCE, now, out)
@@ -830,7 +836,7 @@ class PtpPort:
         self._cancel(PortTimer.QUALIFICATION, out)
         if new in (PortState.LISTENING, PortState.PASSIVE):
             self._cancel(PortTimer.DELAY_REQ, out)
-            self._delay_req = None
+            self._delay_reqs.clear()
             self._arm_announce_receipt(now, out)
             return
         # UNCALIBRATED / SLAVE
@@ -936,7 +942,10 @@ class PtpPort:
         if self.state not in (PortState.SLAVE, PortState.UNCALIBRATED):
             return out
         seq = self._next_seq("delay_req")
-        self._delay_req = _PendingDelayReq(seq)
+        pending = self._delay_reqs
+        pending[seq] = _PendingDelayReq(seq)
+        while len(pending) > MAX_PENDING_DELAY_REQS:
+            del pending[next(iter(pending))]
         dest = self._parent_address()
         if dest is None and self.config.hybrid_e2e and self._parent is not None:
             dest = self._addresses.get(self._parent)
@@ -949,12 +958,11 @@ class PtpPort:
         return out
 
     def _on_delay_resp(self, msg: DelayResp, now: int) -> list[Action]:
-        pending = self._delay_req
+        pending = self._delay_reqs.get(msg.header.sequence_id)
         if (
             not self._from_parent(msg)
             or msg.requesting_port_identity != self.identity
             or pending is None
-            or pending.sequence_id != msg.header.sequence_id
             or pending.t4 is not None
         ):
             return self._drop()
@@ -963,13 +971,16 @@ class PtpPort:
         log_iv = msg.header.log_message_interval
         if -10 <= log_iv <= 10:
             self._master_log_min_delay_req = log_iv
-        return self._complete_delay_exchange()
+        return self._complete_delay_exchange(pending)
 
-    def _complete_delay_exchange(self) -> list[Action]:
-        p = self._delay_req
-        if p is None or p.t3 is None or p.t4 is None or self._last_sync is None:
+    def _complete_delay_exchange(self, p: _PendingDelayReq) -> list[Action]:
+        if p.t3 is None or p.t4 is None or self._last_sync is None:
             return []
-        self._delay_req = None
+        # this one and the older ones still waiting are done with (exchanges stay in order)
+        pending = self._delay_reqs
+        while pending:
+            if pending.pop(next(iter(pending))) is p:
+                break
         t1, t2, c_sync = self._last_sync
         self._exchanges.append((t1, t2, p.t3, p.t4, c_sync, p.c_resp))
         raw = mean_path_delay(t1, t2, p.t3, p.t4, c_sync, p.c_resp,

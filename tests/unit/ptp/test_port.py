@@ -25,7 +25,7 @@ from netclock.ptp.actions import (
 )
 from netclock.ptp.datasets import PortState
 from netclock.ptp.fsm import FsmEvent
-from netclock.ptp.port import PortConfig, PtpPort
+from netclock.ptp.port import MAX_PENDING_DELAY_REQS, PortConfig, PtpPort
 from netclock.ptp.wire import (
     Announce,
     ClockIdentity,
@@ -278,6 +278,44 @@ def test_delay_resp_for_someone_else_is_ignored() -> None:
     before = port.counters["dropped"]
     port.handle_general_receive(peer.delay_resp(seq, EPOCH, who=WORSE), now)
     assert port.counters["dropped"] == before + 1
+
+
+def test_an_answer_read_after_the_next_delay_req_went_out_still_completes_its_exchange() -> None:
+    """A slave that reads its sockets on a tick may send the next Delay_Req before it reads the
+    last one's Delay_Resp: that answer must still complete its own exchange (with its own t3),
+    an older answer after a newer exchange completed is dropped, and at most
+    MAX_PENDING_DELAY_REQS wait."""
+    port = new_port(slave_only=True)
+    peer = Peer()
+    now = to_uncalibrated(port, peer)
+    port.handle_event_receive(peer.sync(1), now, now)
+    port.handle_general_receive(peer.follow_up(1, EPOCH + now - 50_000), now)
+
+    def send(at: int) -> tuple[int, int]:
+        (req,) = [a for a in port.handle_timer(PortTimer.DELAY_REQ, at)
+                  if isinstance(a, SendEvent)]
+        port.handle_send_timestamp(req.context, at + 1_000, at + 1_000)
+        return parse(req.data).header.sequence_id, at + 1_000  # type: ignore[attr-defined]
+
+    (s1, t3a), (s2, t3b), (s3, t3c) = send(now + 10), send(now + 20), send(now + 30)
+    before = port.counters["dropped"]
+    port.handle_general_receive(peer.delay_resp(s2, EPOCH + t3b + 50_000), now + 40)
+    assert port._last_exchange[:2] == (t3b, EPOCH + t3b + 50_000)
+    assert port.counters["dropped"] == before
+    # s1 is older than the exchange just completed: done with, its late answer dropped
+    port.handle_general_receive(peer.delay_resp(s1, EPOCH + t3a + 50_000), now + 50)
+    assert port.counters["dropped"] == before + 1
+    port.handle_general_receive(peer.delay_resp(s3, EPOCH + t3c + 50_000), now + 60)
+    assert port._last_exchange[:2] == (t3c, EPOCH + t3c + 50_000)
+    # a duplicate answer completes nothing
+    port.handle_general_receive(peer.delay_resp(s3, EPOCH + t3c + 50_000), now + 70)
+    assert port.counters["dropped"] == before + 2
+    # of many unanswered requests only the newest MAX_PENDING_DELAY_REQS wait
+    sent = [send(now + 100 + i) for i in range(MAX_PENDING_DELAY_REQS + 2)]
+    port.handle_general_receive(peer.delay_resp(sent[1][0], EPOCH), now + 200)
+    assert port.counters["dropped"] == before + 3
+    port.handle_general_receive(peer.delay_resp(sent[2][0], EPOCH + sent[2][1]), now + 210)
+    assert port._last_exchange[0] == sent[2][1] and port.counters["dropped"] == before + 3
 
 
 @pytest.mark.parametrize("hybrid", [False, True])
