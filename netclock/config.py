@@ -263,9 +263,10 @@ class PtpSection:
         "port is not a master and the kernel stamps packets on arrival (so reading them later "
         "changes no timestamp; the calibration only hears of them up to this much later). At "
         "16 Sync/s it turns about 40 wake-ups a second into 4 and cuts the daemon's CPU. From "
-        "250 up the daemon's tick reads them (which itself rides on the Delay_Req wake-ups), "
-        "once this much less half a tick has passed; below 250 a timer of their own does. "
-        "0: wake per packet.",
+        "250 up the daemon's tick reads them, once this much less 125 ms has passed: the tick "
+        "rides on the Delay_Req wake-ups and runs on its own at most 500 ms after the last "
+        "one, so a read can come up to 500 ms after the datagram. Below 250 a timer of their "
+        "own reads them. 0: wake per packet.",
         min=0,
         max=500,
         unit="ms",

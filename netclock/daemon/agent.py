@@ -66,8 +66,10 @@ log = logging.getLogger("netclock")
 #: Shared-memory / snapshot domain number of NTP-derived time (0..255 are PTP domains).
 NTP_DOMAIN = 256
 TICK_S = 0.25
-#: a source's timer wake-up runs the tick early once this much has passed since the last tick
+#: a source's timer wake-up runs the tick once this much has passed since the last tick
 TICK_SLACK_S = TICK_S / 2
+#: the tick's own timer: the longest the tick waits for a source's wake-up to run in
+TICK_MAX_S = 2 * TICK_S
 TICK_NS = round(TICK_S * NS_PER_S)
 
 
@@ -225,8 +227,8 @@ class Agent:
         self._sockets.append(sock)
         if srv.minpoll >= 0 and sock.mode in ("kernel", "hardware"):
             # Requests at least ~0.94 s apart (iburst's too): the answer waits in the socket
-            # for the next tick, at most TICK_S, instead of waking the loop. It was stamped on
-            # arrival; only the calibration hears of it later.
+            # for the next tick, at most TICK_MAX_S, instead of waking the loop. It was stamped
+            # on arrival; only the calibration hears of it later.
             poller = RxPoller([sock], TICK_S, timer=False, slack_s=TICK_SLACK_S)
             poller.start()
             self.add_tick_hook(poller.tick)
@@ -448,7 +450,7 @@ class Agent:
         A tick (``tick=True``) that changed nothing (no discipline event) does not rewrite a
         record published less than a tick ago: between observations arriving at the tick
         rate or faster it would only refresh ``update_mono_ns``. In holdover, or with no
-        source, the tick still refreshes it every TICK_S.
+        source, every tick still refreshes it (at most TICK_MAX_S apart).
         """
         if self._shm is None:
             return
@@ -659,14 +661,15 @@ class Agent:
                 self._record.close()
 
     async def _tick_loop(self, stop: asyncio.Event) -> None:
-        """Tick at least every TICK_S until ``stop`` is set (and once more then).
+        """Tick until ``stop`` is set (and once more then): TICK_SLACK_S to TICK_MAX_S apart.
 
-        The tick is a plain ``call_at`` timer (no task, future or ``asyncio.wait`` per tick),
-        re-armed TICK_S after each tick. It also runs early, in the wake-up of a source's own
-        timer (:meth:`wake`: a Delay_Req, an NTP request, a master's Sync) once TICK_SLACK_S
-        has passed since the last one, so that an agent whose sources wake it anyway does not
-        wake again just to tick. Periodic work of the sources (reading polled sockets, a
-        master's once-a-second refresh) runs in the tick, through :meth:`add_tick_hook`.
+        The tick runs in the wake-up of a source's own timer (:meth:`wake`: a Delay_Req, an
+        NTP request, a master's Sync) once TICK_SLACK_S has passed since the last one, so an
+        agent whose sources wake it anyway (a PTP slave's Delay_Reqs, 0 to 2 intervals apart)
+        never wakes just to tick. Its own timer, a plain ``call_at`` (no task, future or
+        ``asyncio.wait`` per tick), fires only when no such wake-up came for TICK_MAX_S.
+        Periodic work of the sources (reading polled sockets, a master's once-a-second
+        refresh) runs in the tick, through :meth:`add_tick_hook`.
         """
         interval_ns = round(self.cfg.holdover.state_interval_s * NS_PER_S)
         loop = asyncio.get_running_loop()
@@ -681,7 +684,7 @@ class Agent:
             except Exception as exc:  # the daemon stops on it, as it would on a failed await
                 done.set_exception(exc)
                 return
-            self._tick_handle = loop.call_at(loop.time() + TICK_S, fire)
+            self._tick_handle = loop.call_at(loop.time() + TICK_MAX_S, fire)
 
         def stopped(_: object) -> None:
             if not done.done():
@@ -692,7 +695,7 @@ class Agent:
         stopping.add_done_callback(stopped)
         self._last_tick = loop.time()
         self._tick_fire = fire
-        self._tick_handle = loop.call_at(loop.time() + TICK_S, fire)
+        self._tick_handle = loop.call_at(loop.time() + TICK_MAX_S, fire)
         try:
             await done
             self._run_tick(loop, interval_ns)
@@ -718,7 +721,7 @@ class Agent:
     def wake(self) -> None:
         """A source's timer woke the loop: tick here if the last tick is TICK_SLACK_S old.
 
-        The tick then needs no wake-up of its own: its timer is re-armed TICK_S from now.
+        The tick then needs no wake-up of its own: its timer is re-armed TICK_MAX_S from now.
         """
         last, fire, handle = self._last_tick, self._tick_fire, self._tick_handle
         if last is None or fire is None or handle is None or self._in_tick:

@@ -1,10 +1,10 @@
-"""The daemon's tick: a timer at most TICK_S apart that rides on its sources' wake-ups, and
-reads the sockets whose datagrams can wait for it.
+"""The daemon's tick: it rides on its sources' wake-ups, and reads the sockets whose datagrams
+can wait for it.
 
 An in-process Agent with no source and nothing published: only the tick runs. A source's timer
 calls ``Agent.wake()``; the tick then runs right there if the last one is TICK_SLACK_S old, and
-its own timer is re-armed TICK_S from that moment, so a loop woken by its sources anyway is not
-woken again just to tick.
+its own timer is re-armed TICK_MAX_S from that moment, so a loop woken by its sources anyway is
+not woken again just to tick.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from netclock.config import load_text
-from netclock.daemon.agent import TICK_S, TICK_SLACK_S, Agent
+from netclock.daemon.agent import TICK_MAX_S, TICK_S, TICK_SLACK_S, Agent
 from netclock.platform.timestamping import RxPoller
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ enabled = false
 
 
 def _run(scenario: str) -> tuple[list[float], list[tuple[float, bool]]]:
-    """Run the agent for ~1.6 s; returns the ticks' loop times and, for each ``wake()`` the
+    """Run the agent for ~2 s; returns the ticks' loop times and, for each ``wake()`` the
     scenario made, (its loop time, whether a tick ran inside that call)."""
 
     async def main() -> tuple[list[float], list[tuple[float, bool]]]:
@@ -58,7 +58,7 @@ def _run(scenario: str) -> tuple[list[float], list[tuple[float, bool]]]:
             for at in (0.06, 0.2, 0.4, 0.6, 0.8, 1.0):
                 await asyncio.sleep(t0 + at - loop.time())
                 wake()
-        await asyncio.sleep(t0 + 1.6 - loop.time())
+        await asyncio.sleep(t0 + 2.0 - loop.time())
         stop.set()
         await task
         return ticks[:-1], wakes  # (the last one is the tick at stop)
@@ -66,31 +66,32 @@ def _run(scenario: str) -> tuple[list[float], list[tuple[float, bool]]]:
     return asyncio.run(main())
 
 
-def test_without_other_wake_ups_the_tick_runs_every_tick_period() -> None:
+def test_without_other_wake_ups_the_tick_runs_on_its_own_timer() -> None:
     ticks, _ = _run("none")
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert len(ticks) >= 5, ticks
-    assert all(TICK_S - 0.001 <= g < TICK_S + 0.1 for g in gaps), gaps
+    assert len(ticks) >= 3, ticks
+    assert all(TICK_MAX_S - 0.001 <= g < TICK_MAX_S + 0.1 for g in gaps), gaps
 
 
 def test_a_source_wake_up_carries_the_tick_once_the_slack_has_passed() -> None:
     ticks, wakes = _run("wakes")
     # 0.06 s after a tick: too soon, nothing runs in that wake-up
     assert wakes[0][1] is False
-    # then 0.2 s later, before the tick's own timer, and every 0.2 s (>= TICK_SLACK_S): each
-    # of these wake-ups runs the tick itself
+    # then 0.2 s after the first tick, and every 0.2 s (>= TICK_SLACK_S): each of these
+    # wake-ups runs the tick itself
     assert all(ran for _, ran in wakes[1:]), wakes
     assert all(any(abs(t - w) < 0.001 for t in ticks) for w, _ in wakes[1:]), (ticks, wakes)
-    # and no tick of its own came in between: every gap between ticks is a wake-up's 0.2 s
-    # (less than TICK_S), until the wake-ups stop and the timer, re-armed TICK_S after the
-    # last ridden tick, takes over again
+    # and no tick of its own came in between: every gap between ticks is a wake-up's 0.2 s,
+    # until the wake-ups stop and the timer, re-armed TICK_MAX_S after the last ridden tick,
+    # takes over again
     last_wake = max(t for t, _ in wakes)
     during = [t for t in ticks if wakes[1][0] - 0.001 <= t <= last_wake + 0.001]
     gaps = [b - a for a, b in itertools.pairwise(during)]
     assert len(during) == len(wakes) - 1 and all(0.19 <= g < 0.23 for g in gaps), (ticks, wakes)
     after = [t for t in ticks if t > last_wake + 0.001]
-    assert after and TICK_S - 0.001 <= after[0] - last_wake < TICK_S + 0.1, (ticks, wakes)
-    assert TICK_SLACK_S < 0.2 < TICK_S
+    assert after and TICK_MAX_S - 0.001 <= after[0] - last_wake < TICK_MAX_S + 0.1, (
+        ticks, wakes)
+    assert TICK_SLACK_S < 0.2 < TICK_S < TICK_MAX_S
 
 
 def _ntp_agent_sockets(minpoll: int, seconds: float) -> tuple[bool, int, int, int]:
@@ -139,7 +140,7 @@ def _ntp_agent_sockets(minpoll: int, seconds: float) -> tuple[bool, int, int, in
 def test_ntp_answers_wait_for_the_tick_when_requests_are_a_second_apart() -> None:
     polled, delivered, answers, ticks = _ntp_agent_sockets(0, 3.5)
     assert polled and answers >= 3 and delivered == answers, (delivered, answers)
-    assert ticks >= 3.5 / TICK_S - 2  # the tick kept its pace while it read them
+    assert ticks >= 3.5 / TICK_MAX_S - 1  # the tick kept its pace while it read them
 
 
 def test_ntp_answers_wake_the_loop_when_requests_come_faster() -> None:
