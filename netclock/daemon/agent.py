@@ -225,10 +225,12 @@ class Agent:
 
         sock = open_client_socket(family, clock_map=self.clock_map, on_receive=on_rx)
         self._sockets.append(sock)
-        if srv.minpoll >= 0 and sock.mode in ("kernel", "hardware"):
-            # Requests at least ~0.94 s apart (iburst's too): the answer waits in the socket
-            # for the next tick, at most TICK_MAX_S, instead of waking the loop. It was stamped
-            # on arrival; only the calibration hears of it later.
+        # Requests at least ~0.94 s apart (iburst's too): the tick sends them, at its first run
+        # at or after their time (a few hundred ms late at most), and the answer waits in the
+        # socket for the next tick, instead of a wake-up each. It was stamped on arrival; only
+        # the calibration hears of it later.
+        slow = srv.minpoll >= 0
+        if slow and sock.mode in ("kernel", "hardware"):
             poller = RxPoller([sock], TICK_S, timer=False, slack_s=TICK_SLACK_S)
             poller.start()
             self.add_tick_hook(poller.tick)
@@ -256,8 +258,11 @@ class Agent:
 
         driver = SourceDriver(source, sock, addr, on_sample, on_demobilize=on_demob,
                               on_request=lambda: _count(info, "request", tx=1),
-                              warm_up_port=srv.warm_up_port, on_timer=self.wake)
+                              warm_up_port=srv.warm_up_port, on_timer=self.wake,
+                              timer=not slow)
         self._drivers.append(driver)
+        if slow:
+            self.add_tick_hook(driver.tick)
         driver.start()
         log.info("NTP source %s (priority %d, minpoll %d)", name, srv.priority, srv.minpoll)
 

@@ -165,12 +165,15 @@ class SourceDriver:
         on_request: Callable[[], None] | None = None,
         warm_up_port: int = 0,
         on_timer: Callable[[], None] | None = None,
+        timer: bool = True,
     ) -> None:
         """``warm_up_port``: before each request, send :data:`WARM_UPS` empty datagrams from
         the same socket to this port of the server, each with a TX-stamp request (0: none);
         see :data:`WARM_UP_PORT`. ``on_request`` runs once per request sent (for counters);
         ``on_timer`` after each of the source's timers was handled (the daemon's tick rides on
-        that wake-up when due)."""
+        that wake-up when due). ``timer=False``: no timer of its own, the owner calls
+        :meth:`tick` from a periodic wake-up it has anyway, and a request goes out at the
+        first call at or after its time (for polls of a second or more)."""
         self.source = source
         self.on_request = on_request
         self.on_timer = on_timer
@@ -180,6 +183,9 @@ class SourceDriver:
         self.on_demobilize = on_demobilize
         self.stats = DriverStats()
         self._timer: asyncio.TimerHandle | None = None
+        self.timer = timer
+        #: MONOTONIC ns the source's timer is due at (``timer=False``)
+        self._due: int | None = None
         self._last_rx_source = "user"
         self._rx_sources: dict[int, str] = {}
         self.stopped = False
@@ -193,8 +199,16 @@ class SourceDriver:
 
     def stop(self) -> None:
         self.stopped = True
+        self._due = None
         if self._timer is not None:
             self._timer.cancel()
+
+    def tick(self, _now_s: float = 0.0) -> None:
+        """The owner's periodic wake-up (``timer=False``): run the source's timer if due."""
+        due = self._due
+        if due is not None and not self.stopped and time.monotonic_ns() >= due:
+            self._due = None
+            self._on_timer()
 
     def handle_received(self, r: Received) -> None:
         """A datagram on the source's socket: only one from the server's address and port
@@ -224,6 +238,9 @@ class SourceDriver:
             if isinstance(a, Send):
                 self._send(a)
             elif isinstance(a, SetTimer):
+                if not self.timer:
+                    self._due = a.at_ns
+                    continue
                 if self._timer is not None:
                     self._timer.cancel()
                 delay = max(a.at_ns - time.monotonic_ns(), 0) / 1e9
