@@ -222,6 +222,9 @@ class _PendingSync:
     t1: int | None = None
 
 
+#: offset of the common header's sequenceId (§13.3.1)
+_SEQ_AT = 30
+
 #: Delay_Reqs a slave keeps waiting for their answers (at 4 a second, 2 s of them)
 MAX_PENDING_DELAY_REQS = 8
 
@@ -270,6 +273,7 @@ class PtpPort:
         #: Delay_Reqs still waiting for their TX stamp or Delay_Resp, oldest first (a reader
         #: that polls its socket may send the next one before it reads the last one's answer)
         self._delay_reqs: dict[int, _PendingDelayReq] = {}
+        self._delay_req_template: tuple[tuple[object, ...], bytes] | None = None
         self._last_exchange: tuple[int, int, int] = (0, 0, 0)  # t3, t4, Delay_Resp correction
         self._raw_delay = 0
         self._measurements_from_parent = 0
@@ -950,12 +954,23 @@ class PtpPort:
         if dest is None and self.config.hybrid_e2e and self._parent is not None:
             dest = self._addresses.get(self._parent)
         flags = Flags.UNICAST if dest is not None else Flags.NONE
-        msg = DelayReq(self._header(seq, log_interval=0x7F, flags=flags), PtpTimestamp(0, 0))
         ctx = TxContext(TxKind.DELAY_REQ, seq, self._owner)
-        out.append(SendEvent(msg.pack(), ctx, dest))
+        out.append(SendEvent(self._delay_req_bytes(seq, flags), ctx, dest))
         self.counters["tx"] += 1
         self._set(PortTimer.DELAY_REQ, now + self._delay_req_spacing(), out)
         return out
+
+    def _delay_req_bytes(self, seq: int, flags: Flags) -> bytes:
+        """The Delay_Req with ``seq``: only the sequenceId changes from one to the next, so
+        the rest is packed once per header content (identity, domain, sdoId, flags)."""
+        c = self.config
+        key = (self.identity, c.domain_number, c.major_sdo_id, c.minor_sdo_id, flags)
+        cached = self._delay_req_template
+        if cached is None or cached[0] != key:
+            hdr = self._header(0, log_interval=0x7F, flags=flags)
+            cached = self._delay_req_template = (key, DelayReq(hdr, PtpTimestamp(0, 0)).pack())
+        data = cached[1]
+        return data[:_SEQ_AT] + seq.to_bytes(2, "big") + data[_SEQ_AT + 2:]
 
     def _on_delay_resp(self, msg: DelayResp, now: int) -> list[Action]:
         pending = self._delay_reqs.get(msg.header.sequence_id)

@@ -280,6 +280,30 @@ def test_delay_resp_for_someone_else_is_ignored() -> None:
     assert port.counters["dropped"] == before + 1
 
 
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_delay_reqs_from_the_packed_template_equal_a_fresh_pack(hybrid: bool) -> None:
+    """Delay_Reqs are packed once and only their sequenceId changed: byte for byte what a
+    freshly built message packs to, across sequence wrap-around and a domain change."""
+    port = new_port(slave_only=True, hybrid_e2e=hybrid)
+    peer = Peer()
+    port.start(0)
+    port.handle_general_receive(peer.announce(0), NS, "10.1.2.3")
+    port.handle_general_receive(peer.announce(1), 2 * NS, "10.1.2.3")
+    port._seq["delay_req"] = 0xFFFD
+    flags = Flags.UNICAST if hybrid else Flags.NONE
+    for i in range(6):
+        if i == 3:
+            port.reconfigure(2 * NS, domain_number=7)
+        (req,) = [a for a in port.handle_timer(PortTimer.DELAY_REQ, 2 * NS + i)
+                  if isinstance(a, SendEvent)]
+        seq = (0xFFFD + i) & 0xFFFF
+        fresh = DelayReq(port._header(seq, log_interval=0x7F, flags=flags), PtpTimestamp(0, 0))
+        assert req.data == fresh.pack() and req.context.sequence_id == seq
+        msg = parse(req.data)
+        assert isinstance(msg, DelayReq) and msg.header.sequence_id == seq
+        assert msg.header.domain_number == (7 if i >= 3 else 0)
+
+
 def test_an_answer_read_after_the_next_delay_req_went_out_still_completes_its_exchange() -> None:
     """A slave that reads its sockets on a tick may send the next Delay_Req before it reads the
     last one's Delay_Resp: that answer must still complete its own exchange (with its own t3),
