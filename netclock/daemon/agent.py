@@ -57,7 +57,7 @@ from netclock.platform.ntp_transport import (
     open_server_socket,
     resolve,
 )
-from netclock.platform.timestamping import Received, RxPoller, StampedSocket
+from netclock.platform.timestamping import Received, RxPoller, StampedSocket, shared_clock_map
 from netclock.shm import DomainRecord, IdentityKind
 from netclock.time import NS_PER_S
 
@@ -143,7 +143,9 @@ class Agent:
                 failover_after_ns=round(h.failover_after_s * NS_PER_S),
             )
         )
-        self.clock_map = clock_map or ClockMap()
+        # (the process-wide map the PTP sockets use too: one REALTIME→MONOTONIC mapping, one
+        # periodic re-measurement)
+        self.clock_map = clock_map or shared_clock_map()
         self.rng = rng or random.Random()
         self.started_mono_ns = time.monotonic_ns()
         self.sources: dict[str, _SourceInfo] = {}
