@@ -96,6 +96,10 @@ class StatusServer:
         self._group = group
         self._server: asyncio.AbstractServer | None = None
         self._ino: int | None = None
+        #: the connections being served (closed with the server: Python 3.11's
+        #: ``wait_closed`` does not wait for them, and a loop closed under them leaves them
+        #: suspended for the garbage collector)
+        self._clients: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         if os.path.exists(self.path):
@@ -128,6 +132,14 @@ class StatusServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        while True:
+            await asyncio.sleep(0)  # (a connection accepted just before: its task starts)
+            clients = [t for t in self._clients if not t.done()]
+            if not clients:
+                break
+            for t in clients:
+                t.cancel()
+            await asyncio.gather(*clients, return_exceptions=True)
         with contextlib.suppress(OSError):
             if self._ino is not None and os.stat(self.path).st_ino == self._ino:
                 os.unlink(self.path)
@@ -165,6 +177,10 @@ class StatusServer:
         return {"ok": False, "error": f"unknown request {what!r} (known: status, version)"}
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._clients.add(task)
+            task.add_done_callback(self._clients.discard)
         try:
             while True:
                 try:

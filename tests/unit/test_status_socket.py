@@ -315,3 +315,22 @@ def test_resolve_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_socket_path("", "") == "/run/user/7/netclock/status.sock"
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     assert resolve_shm_path("") == "/run/netclock/clock.shm"
+
+
+def test_close_ends_the_connections_it_still_serves(tmp_path: Path) -> None:
+    """A client still connected (idle, or connecting as the server closes) has its handler
+    ended by close(): nothing is left pending for a closed loop's garbage collector."""
+
+    async def main() -> None:
+        server = StatusServer(tmp_path / "status.sock", lambda: SNAP)
+        await server.start()
+        idle = await asyncio.open_unix_connection(str(tmp_path / "status.sock"))
+        late = await asyncio.open_unix_connection(str(tmp_path / "status.sock"))
+        await asyncio.sleep(0.05)  # the idle one's handler is waiting for a line
+        await server.close()
+        me = asyncio.current_task()
+        assert all(t.done() for t in asyncio.all_tasks() if t is not me)
+        for _, w in (idle, late):
+            w.close()
+
+    asyncio.run(main())
