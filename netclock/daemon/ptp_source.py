@@ -235,7 +235,7 @@ class PtpDomainSource:
         )
         self.info.state = "initializing"
         self.transport: PtpTransport | None = None
-        #: reads the sockets on the tick grid while not a master (ptp.rx-poll-ms)
+        #: reads the sockets from the agent's tick while not a master (ptp.rx-poll-ms)
         self.poller: RxPoller | None = None
         self._sync_metadata: SyncMetadata | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
