@@ -240,8 +240,9 @@ class PtpDomainSource:
         self._sync_metadata: SyncMetadata | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.timers: PortTimers | None = None
-        #: loop time of the master's next refresh (from the agent's tick)
+        #: loop time of the master's next refresh (from the agent's tick), and how far apart
         self._refresh_due = 0.0
+        self._refresh_every = 1.0
         self._last_internal: int | None = None
         self._last_selected: _SourceInfo | None = None
         self._last_t2: int | None = None
@@ -273,6 +274,8 @@ class PtpDomainSource:
     # -- life cycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         from netclock.daemon.agent import TICK_S, TICK_SLACK_S, bind_error
+
+        self._refresh_every = 1.0 - TICK_SLACK_S
 
         self.loop = asyncio.get_running_loop()
         self.timers = PortTimers(self.loop, self._fire)
@@ -629,10 +632,9 @@ class PtpDomainSource:
         clockClass."""
         if self._stopped or self.loop is None:
             return
-        from netclock.daemon.agent import TICK_SLACK_S
-
-        # (a tick comes at most TICK_S after the due time: about once a second)
-        self._refresh_due = self.loop.time() + 1.0 - TICK_SLACK_S
+        # due half a tick early: the tick that runs it comes at or after that, so the refresh
+        # keeps about a second apart (a master's Syncs carry the tick every 125 ms or so)
+        self._refresh_due = self.loop.time() + self._refresh_every
         now = _mono()
         self._set_time_source(now)
         if self.cfg.role != "slave-only":
