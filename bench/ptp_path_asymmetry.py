@@ -15,9 +15,13 @@ Delay_Req of its own reaches the master second, behind the ptp4l slave's copy: a
 excess of µs that any two-way method reads as an offset. With the master in the middle, each
 slave is in the same place both ways. Per order, it prints each direction's delay quantiles
 and, per 10 s, half the difference of the two directions' medians, means and minima (what an
-estimator using that statistic would be off by).
+estimator using that statistic would be off by). ``--window S`` also scores each statistic over
+every S-second window (a calibration window's span): at a low Sync rate it bounds what an
+estimator that reads the path through that statistic can reach on this path. ``--save FILE``
+writes the samples as JSON.
 
     sudo python bench/ptp_path_asymmetry.py [--seconds 60] [--order gm,p4,nc --order p4,gm,nc]
+        [--sync 0] [--window 32 --window 64]
 """
 
 from __future__ import annotations
@@ -26,14 +30,19 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+#: (seconds since the first sample, one-way delay in ns)
+Samples = list[tuple[float, int]]
 
 
 def child(iface: str, sync: int, seconds: float) -> None:
@@ -76,7 +85,7 @@ def child(iface: str, sync: int, seconds: float) -> None:
     asyncio.run(main())
 
 
-def measure(order: str, sync: int, seconds: float) -> tuple[list, list]:
+def measure(order: str, sync: int, seconds: float) -> tuple[Samples, Samples]:
     """((t s, master→slave ns) per Sync, (t s, slave→master ns) per exchange)."""
     from bench.ptp_vs_ptp4l import ptp4l
     from tests.support.netns import Topology
@@ -119,6 +128,10 @@ def main() -> int:
     ap.add_argument("--order", action="append",
                     help="plug-in order of gm, p4, nc (repeatable; default gm,p4,nc and p4,gm,nc; "
                          "gm,nc: no ptp4l slave)")
+    ap.add_argument("--window", type=float, action="append",
+                    help="also score each statistic over sliding windows of this many seconds "
+                         "(repeatable; e.g. 32 and 64, the calibration window's span)")
+    ap.add_argument("--save", help="write the one-way delays (per order) to this JSON file")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -131,8 +144,10 @@ def main() -> int:
           f"{args.seconds:.0f} s per order (first 10 % dropped), µs")
     print(f"{'order':>9} {'dir':>4} {'n':>5} {'min':>6} {'p10':>6} {'p50':>6} {'p90':>6} "
           f"{'mean':>6}   (ms − sm)/2 per 10 s by median / mean / min")
+    saved: dict[str, dict[str, Samples]] = {}
     for order in args.order or ["gm,p4,nc", "p4,gm,nc"]:
         ms, sm = measure(order, args.sync, args.seconds)
+        saved[order] = {"ms": ms, "sm": sm}
         windows = []
         for w in range(0, int(ms[-1][0]) - 9, 10):
             a = [v for t, v in ms if w <= t < w + 10]
@@ -147,9 +162,43 @@ def main() -> int:
                   f"{statistics.mean(xs) / 1e3:>6.1f}"
                   + ("   " + " ".join(f"{m:+.1f}/{a:+.1f}/{f:+.1f}" for m, a, f in windows)
                      if name == "ms" else ""))
+        for w in args.window or []:
+            scored = sliding(ms, sm, w)
+            print(f"{order:>9} sliding {w:.0f} s windows, (stat(ms) − stat(sm))/2, RMS / p99 of "
+                  "|error|: " + ", ".join(f"{k} {r:.2f}/{p:.2f} µs" for k, (r, p, _) in
+                                           scored.items())
+                  + f" ({next(iter(scored.values()))[2] if scored else 0} windows)")
     print("ms: master→slave (Sync), sm: slave→master (Delay_Req); an offset estimate built on a "
           "statistic is off by the matching (ms − sm)/2")
+    if args.save:
+        Path(args.save).write_text(json.dumps({"sync": args.sync, "orders": saved}))
     return 0
+
+
+def sliding(ms: Samples, sm: Samples, window_s: float) -> dict[str, tuple[float, float, int]]:
+    """Per statistic, the RMS and p99 (µs) of ``(stat(ms) − stat(sm))/2`` over every window of
+    ``window_s`` seconds ending on a 1 s grid: the error of an offset estimate that reads the
+    path through that statistic, with as many samples as a calibration window of that span
+    holds. Overlapping windows are not independent: the p99 is that of the path's own wander,
+    not of 1 % of independent trials."""
+    out: dict[str, tuple[float, float, int]] = {}
+    stats: dict[str, Callable[[list[int]], float]] = {
+        "median": statistics.median, "mean": statistics.mean, "min": min}
+    errs: dict[str, list[float]] = {k: [] for k in stats}
+    end = min(ms[-1][0], sm[-1][0])
+    t = window_s
+    while t <= end:
+        a = [v for x, v in ms if t - window_s <= x < t]
+        b = [v for x, v in sm if t - window_s <= x < t]
+        if len(a) >= 4 and len(b) >= 4:
+            for k, f in stats.items():
+                errs[k].append((f(a) - f(b)) / 2e3)
+        t += 1.0
+    for k, e in errs.items():
+        if e:
+            rms = math.sqrt(sum(x * x for x in e) / len(e))
+            out[k] = (rms, sorted(abs(x) for x in e)[min(len(e) - 1, int(0.99 * len(e)))], len(e))
+    return out
 
 
 if __name__ == "__main__":
