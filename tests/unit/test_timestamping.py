@@ -255,6 +255,43 @@ def test_loopback_kernel_rx_and_tx_stamps_are_sane(host: str) -> None:
     run(main())
 
 
+def test_a_stamped_send_leaves_the_loops_epoll_set_and_comes_back() -> None:
+    """The kernel reports a TX stamp to the socket's waiters before the datagram goes on: in
+    an epoll set that work falls inside the stamped interval, so the socket is off the set for
+    the send. Reading still works around it, and a paused (polled) socket stays off."""
+
+    seen: list[bool] = []
+
+    class Probe(StampedSocket):
+
+        def _sendmsg(self, data: bytes, ancdata: list[tuple[int, int, bytes]],
+                     addr: Any) -> None:
+            if ancdata:  # a stamped send; remove_reader is True only if it was still on
+                seen.append(self.loop.remove_reader(self.sock.fileno()))
+            super()._sendmsg(data, ancdata, addr)
+
+    async def main() -> None:
+        a = Probe(open_udp("127.0.0.1"))
+        b = StampedSocket(open_udp("127.0.0.1"))
+        try:
+            assert a.mode == "kernel"
+            for i in range(3):
+                tx = await a.send_event(b"x%d" % i, b.local_address)
+                assert tx is not None and tx.source == "kernel"
+                assert (await b.recv()).data == b"x%d" % i
+                b.send_general(b"back %d" % i, a.local_address)  # a reads again after the send
+                assert (await a.recv()).data == b"back %d" % i
+            a.pause_reader()
+            await a.send_event(b"polled", b.local_address)
+            assert seen == [False] * 4
+            assert a.loop.remove_reader(a.sock.fileno()) is False  # a paused socket stays off
+        finally:
+            a.close()
+            b.close()
+
+    run(main())
+
+
 def _kernel_at_least(major: int, minor: int) -> bool:
     m = re.match(r"(\d+)\.(\d+)", os.uname().release)
     return m is not None and (int(m.group(1)), int(m.group(2))) >= (major, minor)
