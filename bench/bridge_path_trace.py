@@ -26,9 +26,7 @@ Needs root and ``perf`` (Debian: linux-perf); no clock is touched (every ptp4l r
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -37,6 +35,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.prereq import missing
 
 #: PTP over UDPv4: IP length of each message as netif_rx reports it (IP header + UDP + PTP)
 KINDS = {72: "Sync/Follow_Up/Delay_Req", 82: "Delay_Resp", 92: "Announce"}
@@ -71,13 +71,8 @@ def main() -> int:
                     help="a datagram sent this long after the sender's previous one counts as "
                          "sent after idle")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("needs root (network namespaces, perf -a)", file=sys.stderr)
+    if missing(("perf", "ptp4l"), "network namespaces, perf -a"):
         return 1
-    for tool in ("perf", "ptp4l"):
-        if shutil.which(tool) is None:
-            print(f"{tool} not installed", file=sys.stderr)
-            return 1
     from bench.ptp_vs_ptp4l import ptp4l
     from tests.support.netns import Topology, stop_process
 

@@ -39,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.prereq import missing
 from tests.support.netns import Node, Topology
 
 PTP4L = """[global]
@@ -175,13 +176,8 @@ def main() -> int:
                     help="netclock's ptp.rx-poll-ms (default: the daemon's; 0 = a wake-up per "
                          "packet)")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("needs root (network namespaces)", file=sys.stderr)
+    if missing(("ptp4l", "chronyd"), "network namespaces"):
         return 1
-    for tool in ("ptp4l", "chronyd"):
-        if shutil.which(tool) is None:
-            print(f"{tool} not installed", file=sys.stderr)
-            return 1
     tmp = Path(tempfile.mkdtemp(prefix="nc-cpu-"))
     rows: list[tuple[str, float, int, int]] = []
     with Topology.bridge(3, subnet=218) as topo:
