@@ -14,8 +14,10 @@ For each sender and message length it prints that time for datagrams sent after 
 was idle (more than ``--idle-ms``, e.g. a Sync on its own timer) and for those that followed
 another datagram of the same sender closely (e.g. a Follow_Up right after its Sync). On this
 VM the first cross a cold path (~20 µs), the second a warm one (~5 µs). Both slaves' Delay_Reqs
-go out after idle; whether the master's Syncs do depends on what it sent just before them, so
-the two directions can be equally cold or not, which no two-way method can see.
+go out after idle, and so do the master's Syncs unless it sent something just before them. In
+the runs here (all under ``perf``) both directions crossed cold and even; a run of
+``bench/ptp_vs_ptp4l.py`` at logSync 0 can still find the directions µs apart (both slaves read
+it), a state this trace has not caught.
 
 Needs root and ``perf`` (Debian: linux-perf); no clock is touched (every ptp4l runs with
 ``free_running 1``).
@@ -89,7 +91,7 @@ def main() -> int:
         procs.append(ptp4l(role["p4"], args.sync, 200, "slaveOnly 1"))
         procs.append(role["nc"].python(
             ["-m", "netclock", "ptp", "slave", "--interface", role["nc"].ifname,
-             "--log-sync-interval", str(args.sync)],
+             "--log-announce-interval", "0", "--log-min-delay-req-interval", str(args.sync)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         try:
             time.sleep(args.warmup)
