@@ -226,6 +226,37 @@ def software_stamp_only(ancdata: list[tuple[int, int, bytes]]) -> int | None:
     return ns
 
 
+def tx_software_stamp(ancdata: list[tuple[int, int, bytes]]) -> tuple[int, int] | None:
+    """``(OPT_ID key, software stamp)`` when ``ancdata`` is exactly a TX timestamp report of a
+    software-stamping socket: one well-formed ``SCM_TIMESTAMPING`` cmsg holding a software stamp
+    and no hardware one, and one ``IP_RECVERR``/``IPV6_RECVERR`` saying it is a timestamp
+    (``ENOMSG`` from ``SO_EE_ORIGIN_TIMESTAMPING``), in either order. ``None`` otherwise. Like
+    :func:`software_stamp_only`, a fast path that accepts nothing :func:`parse_ancillary`
+    would decode differently."""
+    if len(ancdata) != 2:
+        return None
+    ts = err = None
+    for level, typ, data in ancdata:
+        if level == SOL_SOCKET and typ == SCM_TIMESTAMPING:
+            ts = data
+        elif (level == SOL_IP and typ == IP_RECVERR) or (level == SOL_IPV6 and typ == IPV6_RECVERR):
+            err = data
+        else:
+            return None
+    if ts is None or err is None or len(ts) < SCM_TIMESTAMPING_SIZE:
+        return None
+    if len(err) < SOCK_EXTENDED_ERR_SIZE:
+        return None
+    ee_errno, origin, _typ, _code, _pad, _info, key = _EXT_ERR.unpack_from(err)
+    if origin != SO_EE_ORIGIN_TIMESTAMPING or ee_errno != errno.ENOMSG:
+        return None
+    s0, n0, _s1, _n1, s2, n2 = _TIMESPEC3.unpack_from(ts)
+    if s2 or n2 or not (s0 or n0) or not 0 <= n0 < NS_PER_S:
+        return None
+    sw: int = s0 * NS_PER_S + n0
+    return key, sw
+
+
 def pack_scm_timestamping(software_ns: int | None, hardware_ns: int | None = None) -> bytes:
     """Build the bytes the kernel would put in a ``SCM_TIMESTAMPING`` cmsg (for tests/tools)."""
 

@@ -83,6 +83,7 @@ from netclock.platform.cmsg import (
     CmsgError,
     parse_ancillary,
     software_stamp_only,
+    tx_software_stamp,
 )
 
 T = TypeVar("T")
@@ -713,22 +714,33 @@ class StampedSocket:
                 self.counters.rx_errors += 1
                 return
             self.counters.errqueue_reads += 1
-            try:
-                parsed = parse_ancillary(anc)
-            except CmsgError:
-                self.counters.cmsg_errors += 1
-                continue
-            key = parsed.tx_key
-            if key is None:
-                self.counters.errqueue_other += 1
-                continue
+            fast = tx_software_stamp(anc)  # the usual report: a software stamp and its key
+            parsed: Ancillary | None = None
+            if fast is not None:
+                key, sw = fast
+            else:
+                try:
+                    parsed = parse_ancillary(anc)
+                except CmsgError:
+                    self.counters.cmsg_errors += 1
+                    continue
+                tx_key = parsed.tx_key
+                if tx_key is None:
+                    self.counters.errqueue_other += 1
+                    continue
+                key = tx_key
             pending = self._pending.pop(key, None)
             if pending is None:
                 self.counters.tx_unmatched += 1
                 continue
             if pending.timer is not None:
                 pending.timer.cancel()
-            stamp = self._kernel_stamp(parsed, pending.user_ns, time.monotonic_ns())
+            stamp: Stamp | None
+            if parsed is None:  # as _kernel_stamp maps a software stamp
+                m = self.clock_map.to_mono_within(sw, pending.user_ns, time.monotonic_ns())
+                stamp = Stamp(m.mono_ns, "kernel", sw, m.uncertainty_ns)
+            else:
+                stamp = self._kernel_stamp(parsed, pending.user_ns, time.monotonic_ns())
             if stamp is None:
                 self.counters.tx_user += 1
                 stamp = Stamp(pending.user_ns, "user", pending.user_ns)

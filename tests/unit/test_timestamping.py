@@ -29,12 +29,15 @@ from netclock.platform.cmsg import (
     parse_ancillary,
     parse_extended_err,
     parse_scm_timestamping,
+    tx_software_stamp,
 )
 from netclock.platform.timestamping import (
+    SOCKET_FLAGS,
     Received,
     SocketClosedError,
     Stamp,
     StampedSocket,
+    enable_timestamping,
     query_ts_info,
     request_hardware_timestamping,
 )
@@ -199,6 +202,95 @@ def test_parse_ancillary_never_crashes(items: list[tuple[int, int, bytes]]) -> N
     assert isinstance(anc, Ancillary)
     if anc.timestamping is not None and anc.timestamping.software_ns is not None:
         assert anc.timestamping.software_ns % 10**9 < 10**9
+
+
+def _stamp_payload() -> st.SearchStrategy[bytes]:
+    """SCM_TIMESTAMPING payloads: well-formed (software, hardware, both, none) or not."""
+    ns = st.one_of(st.none(), st.integers(1, 2**62))
+    return st.one_of(
+        st.builds(lambda sw, hw: pack_scm_timestamping(sw, hw), ns, ns),
+        st.builds(lambda s, n: struct.pack("=qqqqqq", s, n, 0, 0, 0, 0),
+                  st.integers(-3, 3), st.integers(-1, 2 * 10**9)),
+        st.binary(max_size=56),
+    )
+
+
+def _err_payload() -> st.SearchStrategy[bytes]:
+    """sock_extended_err payloads: TX stamp reports, ICMP errors, odd origins, short ones."""
+    return st.one_of(
+        st.builds(
+            lambda e, o, k, tail: pack_extended_err(ee_errno=e, ee_origin=o, ee_data=k) + tail,
+            st.sampled_from([errno.ENOMSG, errno.ECONNREFUSED, 0]),
+            st.sampled_from([cmsg.SO_EE_ORIGIN_TIMESTAMPING, cmsg.SO_EE_ORIGIN_ICMP, 0, 5]),
+            st.integers(0, 2**32 - 1),
+            st.binary(max_size=16),
+        ),
+        st.binary(max_size=20),
+    )
+
+
+_tx_item = st.one_of(
+    st.tuples(st.just(cmsg.SOL_SOCKET), st.just(cmsg.SCM_TIMESTAMPING), _stamp_payload()),
+    st.tuples(st.just(cmsg.SOL_IP), st.just(cmsg.IP_RECVERR), _err_payload()),
+    st.tuples(st.just(cmsg.SOL_IPV6), st.just(cmsg.IPV6_RECVERR), _err_payload()),
+    _cmsg_item,
+)
+
+
+@given(st.lists(_tx_item, max_size=3))
+def test_tx_fast_path_agrees_with_parse_ancillary(items: list[tuple[int, int, bytes]]) -> None:
+    """The TX-report fast path says nothing parse_ancillary would decode otherwise: where it
+    answers, the full parse gives the same key and software stamp and no hardware stamp."""
+    fast = tx_software_stamp(items)
+    if fast is None:
+        return
+    anc = parse_ancillary(items)  # must not raise
+    assert anc.tx_key == fast[0]
+    assert anc.timestamping is not None
+    assert anc.timestamping.software_ns == fast[1] and anc.timestamping.hardware_ns is None
+
+
+def test_tx_fast_path_takes_the_kernels_report_in_either_order() -> None:
+    stamp = (cmsg.SOL_SOCKET, cmsg.SCM_TIMESTAMPING, pack_scm_timestamping(RT))
+    for err in ((cmsg.SOL_IP, cmsg.IP_RECVERR, pack_extended_err(ee_data=9)),
+                (cmsg.SOL_IPV6, cmsg.IPV6_RECVERR, pack_extended_err(ee_data=9))):
+        assert tx_software_stamp([stamp, err]) == (9, RT)
+        assert tx_software_stamp([err, stamp]) == (9, RT)
+    icmp = (cmsg.SOL_IP, cmsg.IP_RECVERR, pack_extended_err(
+        ee_errno=errno.ECONNREFUSED, ee_origin=cmsg.SO_EE_ORIGIN_ICMP, ee_data=9))
+    hw = (cmsg.SOL_SOCKET, cmsg.SCM_TIMESTAMPING, pack_scm_timestamping(RT, 5))
+    err = (cmsg.SOL_IP, cmsg.IP_RECVERR, pack_extended_err(ee_data=9))
+    assert tx_software_stamp([stamp, icmp]) is None  # not a stamp report: the full parse
+    assert tx_software_stamp([hw, err]) is None  # a hardware stamp: the full parse maps it
+    assert tx_software_stamp([stamp]) is None and tx_software_stamp([stamp, err, err]) is None
+
+
+def test_the_kernels_tx_report_takes_the_fast_path() -> None:
+    """What this kernel puts on the error queue for a software-stamped send is what the fast
+    path takes, with the key and stamp the full parse reads."""
+    rx = open_udp("127.0.0.1", 0)
+    tx = open_udp("127.0.0.1", 0)
+    try:
+        enable_timestamping(tx, SOCKET_FLAGS)
+        flags = struct.pack("=I", cmsg.SOF_TIMESTAMPING_TX_SOFTWARE)
+        tx.sendmsg([b"x"], [(cmsg.SOL_SOCKET, cmsg.SO_TIMESTAMPING, flags)], 0,
+                   rx.getsockname())
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                _, anc, _, _ = tx.recvmsg(0, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "no TX stamp on the error queue"
+                time.sleep(0.001)
+        fast = tx_software_stamp(anc)
+        assert fast is not None, anc
+        full = parse_ancillary(anc)
+        assert full.timestamping is not None
+        assert fast == (full.tx_key, full.timestamping.software_ns)
+    finally:
+        rx.close()
+        tx.close()
 
 
 @given(st.integers(-(2**62), 2**62), st.one_of(st.none(), st.integers(1, 2**62)))
