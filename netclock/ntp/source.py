@@ -273,6 +273,11 @@ class NtpSource:
     def demobilized(self) -> bool:
         return self._demobilized is not None
 
+    @property
+    def awaiting_answer(self) -> bool:
+        """A request is out and no valid answer to it has come yet."""
+        return self._demobilized is None and self._cur is not None and not self._cur.answered
+
     def handle_timer(self, now: int) -> list[Action]:
         """Send a request if one is due; always returns the next timer (unless demobilized)."""
         if self._demobilized is not None:

@@ -812,6 +812,7 @@ class RxPoller:
         timer: bool = True,
         slack_s: float = 0.0,
         busy: int = 64,
+        wanted: Callable[[], bool] | None = None,
     ) -> None:
         if not 0 < interval_s < RX_MAX_AGE_NS / 1e9:
             raise ValueError("the poll interval must be above 0 and below RX_MAX_AGE_NS")
@@ -826,6 +827,10 @@ class RxPoller:
         self.timer = timer
         self.slack_s = slack_s
         self.busy_threshold = busy
+        #: with ``timer=False``: :meth:`tick` polls only while this says a datagram is due
+        #: (an NTP client between its request and the answer); what else arrives meanwhile
+        #: waits in the socket for the next poll
+        self.wanted = wanted
         #: reading per datagram until a burst ends
         self.busy = False
         self.bursts = 0
@@ -869,8 +874,11 @@ class RxPoller:
     def tick(self, now_s: float) -> None:
         """The owner's periodic wake-up (``timer=False``): poll if an interval, less the
         slack, has passed since the last poll (or burst check)."""
-        if self._running and not self.timer and now_s - self._last_fire >= (
-            self.interval_s - self.slack_s
+        if (
+            self._running
+            and not self.timer
+            and now_s - self._last_fire >= self.interval_s - self.slack_s
+            and (self.wanted is None or self.busy or self.wanted())
         ):
             self._fire(now_s)
 

@@ -94,10 +94,11 @@ def test_a_source_wake_up_carries_the_tick_once_the_slack_has_passed() -> None:
     assert TICK_SLACK_S < 0.2 < TICK_S < TICK_MAX_S
 
 
-def _ntp_agent_sockets(minpoll: int, seconds: float) -> tuple[bool, int, int, int, bool]:
+def _ntp_agent_sockets(minpoll: int, seconds: float) -> tuple[bool, int, int, int, bool, int]:
     """An agent with one NTP server (a real `netclock ntp serve` on loopback) at ``minpoll``:
     (whether the client socket is polled, datagrams the tick's poller delivered, answers
-    counted, the agent's ticks, whether the requests have a timer of their own)."""
+    counted, the agent's ticks, whether the requests have a timer of their own, the polls of
+    the client socket)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -109,7 +110,7 @@ def _ntp_agent_sockets(minpoll: int, seconds: float) -> tuple[bool, int, int, in
     try:
         assert srv.stdout is not None and "serving NTP on" in srv.stdout.readline()
 
-        async def main() -> tuple[bool, int, int, int, bool]:
+        async def main() -> tuple[bool, int, int, int, bool, int]:
             cfg = CONFIG + (
                 f'[[ntp.server]]\naddress = "127.0.0.1"\nport = {port}\n'
                 f"minpoll = {minpoll}\nmaxpoll = {minpoll}\n"
@@ -125,12 +126,13 @@ def _ntp_agent_sockets(minpoll: int, seconds: float) -> tuple[bool, int, int, in
             pollers = [h.__self__ for h in agent._tick_hooks if isinstance(
                 getattr(h, "__self__", None), RxPoller)]
             delivered = sum(p.delivered for p in pollers)
+            polls = sum(p.polls for p in pollers)
             (info,) = agent.sources.values()
             answers = info.packets["response"][0]
             (driver,) = agent._drivers
             stop.set()
             await task
-            return polled, delivered, answers, len(ticks), driver.timer
+            return polled, delivered, answers, len(ticks), driver.timer, polls
 
         return asyncio.run(main())
     finally:
@@ -140,12 +142,15 @@ def _ntp_agent_sockets(minpoll: int, seconds: float) -> tuple[bool, int, int, in
 
 def test_ntp_requests_and_answers_ride_the_tick_when_requests_are_a_second_apart() -> None:
     # 1 s polls, sent by the ticks (0.5 s apart here, with no other source): 1 to 1.5 s apart
-    polled, delivered, answers, ticks, timer = _ntp_agent_sockets(0, 5.2)
+    polled, delivered, answers, ticks, timer, polls = _ntp_agent_sockets(0, 5.2)
     assert polled and not timer
     assert 4 <= answers <= 6 and delivered == answers, (delivered, answers)
     assert ticks >= 5.2 / TICK_MAX_S - 1  # the tick kept its pace while it read them
+    # and read the socket only while an answer was due: once per answer (the first tick
+    # after each request), not on every tick
+    assert answers <= polls <= answers + 1 < ticks - 3, (polls, answers, ticks)
 
 
 def test_ntp_requests_and_answers_wake_the_loop_when_requests_come_faster() -> None:
-    polled, delivered, answers, _, timer = _ntp_agent_sockets(-1, 2.5)
+    polled, delivered, answers, _, timer, _ = _ntp_agent_sockets(-1, 2.5)
     assert not polled and timer and delivered == 0 and answers >= 3

@@ -164,6 +164,41 @@ def test_a_driven_poller_polls_only_from_its_owners_ticks_past_the_interval_less
     run(main())
 
 
+def test_a_driven_poller_with_wanted_polls_only_while_a_datagram_is_due() -> None:
+    async def main() -> None:
+        cmap = ClockMap()
+        seen: list[tuple[str, Received]] = []
+        rx = _pair(seen, "a", cmap)
+        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        loop = asyncio.get_running_loop()
+        due = [False]
+        poller = RxPoller([rx], 0.2, timer=False, slack_s=0.05, wanted=lambda: due[0])
+        try:
+            poller.start()
+            t0 = loop.time()
+            tx.send_general(b"x", rx.local_address)
+            await asyncio.sleep(0.05)
+            poller.tick(t0 + 0.2)  # the interval has passed, but nothing is due: not read
+            assert poller.polls == 0 and seen == []
+            due[0] = True
+            poller.tick(t0 + 0.25)
+            assert poller.polls == 1 and [r.data for _, r in seen] == [b"x"]
+            due[0] = False
+            tx.send_general(b"y", rx.local_address)
+            await asyncio.sleep(0.05)
+            poller.tick(t0 + 0.6)
+            assert poller.polls == 1  # it waits in the socket for the next due poll
+            due[0] = True
+            poller.tick(t0 + 0.61)
+            assert poller.polls == 2 and [r.data for _, r in seen] == [b"x", b"y"]
+        finally:
+            poller.stop()
+            rx.close()
+            tx.close()
+
+    run(main())
+
+
 def test_tx_stamps_of_a_paused_socket_still_arrive() -> None:
     """The error queue is read right after each send, and at the TX deadline: a paused socket
     (no EPOLLERR wake-up) still gets every kernel TX stamp."""
