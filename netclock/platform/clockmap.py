@@ -108,6 +108,11 @@ def read_bracket() -> Bracket:
     return Bracket(m1, rt, m2)
 
 
+#: How far outside its window (plus the mapping's uncertainty) a mapped stamp may fall before
+#: :meth:`ClockMap.to_mono_within` takes REALTIME for stepped and re-measures.
+WITHIN_SLACK_NS = 1_000
+
+
 class ClockMap:
     """Cached REALTIME→MONOTONIC mapping, re-measured periodically and on demand.
 
@@ -167,7 +172,7 @@ class ClockMap:
         return Mapped(est.to_mono(realtime_ns), est.uncertainty_ns)
 
     def to_mono_within(
-        self, realtime_ns: int, earliest: int, latest: int, slack_ns: int = 1_000
+        self, realtime_ns: int, earliest: int, latest: int, slack_ns: int = WITHIN_SLACK_NS
     ) -> Mapped:
         """Map a stamp known to lie in MONOTONIC ``[earliest, latest]``; re-measure if it does not.
 

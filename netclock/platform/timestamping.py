@@ -53,6 +53,7 @@ import collections
 import contextlib
 import errno
 import fcntl
+import operator
 import socket
 import struct
 import time
@@ -60,7 +61,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from netclock.platform.clockmap import ClockMap, Mapped
+from netclock.platform.clockmap import WITHIN_SLACK_NS, ClockMap, Mapped, OffsetEstimate
 from netclock.platform.cmsg import (
     ETHTOOL_GET_TS_INFO,
     HARDWARE_FLAGS,
@@ -109,6 +110,8 @@ _ANC_BUFSIZE = 512
 _MSG_TRUNC = int(socket.MSG_TRUNC)
 _MSG_CTRUNC = int(socket.MSG_CTRUNC)
 _MSG_ERRQUEUE = int(socket.MSG_ERRQUEUE)
+#: RxPoller's merge key: (RX stamp, socket index); a stable sort keeps each socket's order
+_STAMP_AND_SOCKET = operator.itemgetter(0, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -645,7 +648,13 @@ class StampedSocket:
         out: list[Received] = []
         sock = self.sock
         bufsize = self.bufsize
+        counters = self.counters
         got = 0
+        # The usual datagram carries one software stamp: mapped here as ClockMap.to_mono_within
+        # maps it, with the estimate read once per batch; anything else (or a stamp outside
+        # its window: REALTIME stepped) goes through _rx_stamp.
+        est: OffsetEstimate | None = None
+        offset = pad = unc = 0
         for _ in range(limit):
             try:
                 data, anc, flags, addr = sock.recvmsg(bufsize, _ANC_BUFSIZE)
@@ -653,15 +662,29 @@ class StampedSocket:
                 return out, got, True
             except OSError:
                 # e.g. ECONNREFUSED on a connected socket: pending socket error, consumed here.
-                self.counters.rx_errors += 1
+                counters.rx_errors += 1
                 continue
             user_ns = time.monotonic_ns()
             got += 1
             if flags & _MSG_TRUNC:
-                self.counters.rx_truncated += 1
+                counters.rx_truncated += 1
                 continue
-            stamp = self._rx_stamp(anc, flags, user_ns)
-            self.counters.rx_datagrams += 1
+            stamp: Stamp | None = None
+            if anc and not flags & _MSG_CTRUNC:
+                sw = software_stamp_only(anc)
+                if sw is not None:
+                    if est is None:
+                        est = self.clock_map.estimate
+                        offset, unc = est.offset_ns, est.uncertainty_ns
+                        pad = unc + WITHIN_SLACK_NS
+                    mono = sw - offset
+                    if user_ns - RX_MAX_AGE_NS - pad <= mono <= user_ns + pad:
+                        counters.rx_kernel += 1
+                        stamp = Stamp(mono, "kernel", sw, unc)
+            if stamp is None:
+                stamp = self._rx_stamp(anc, flags, user_ns)
+                est = None  # (it may have re-measured the mapping)
+            counters.rx_datagrams += 1
             out.append(Received(data, tuple(addr), stamp))
         return out, got, False
 
@@ -916,7 +939,7 @@ class RxPoller:
         batches = [(s, s.collect()) for s in self.sockets if not s.closed]
         merged = sorted(
             ((r.stamp.ns, i, r) for i, (_, items) in enumerate(batches) for r in items),
-            key=lambda t: (t[0], t[1]),
+            key=_STAMP_AND_SOCKET,
         )
         self._polling = True
         try:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from netclock.platform.clockmap import ClockMap
+from netclock.platform.clockmap import Bracket, ClockMap
 from netclock.platform.timestamping import Received, RxPoller, Stamp, StampedSocket
 from netclock.platform.udp import open_udp
 
@@ -193,6 +193,44 @@ def test_a_driven_poller_with_wanted_polls_only_while_a_datagram_is_due() -> Non
             assert poller.polls == 2 and [r.data for _, r in seen] == [b"x", b"y"]
         finally:
             poller.stop()
+            rx.close()
+            tx.close()
+
+    run(main())
+
+
+def test_a_batch_after_a_realtime_step_re_measures_the_mapping_once() -> None:
+    """A collected batch maps its stamps with one estimate read; a stamp that falls outside
+    its window (REALTIME stepped since the mapping was measured) re-measures it, once, and
+    every datagram of the batch gets its arrival time."""
+    shift = [10**9]  # REALTIME as the mapping last saw it: 1 s ahead of what it is now
+
+    def reader() -> Bracket:
+        m1 = time.monotonic_ns()
+        rt = time.time_ns() + shift[0]
+        return Bracket(m1, rt, time.monotonic_ns())
+
+    async def main() -> None:
+        cmap = ClockMap(reader=reader)
+        cmap.recheck()
+        shift[0] = 0  # REALTIME steps back by 1 s
+        seen: list[tuple[str, Received]] = []
+        rx = _pair(seen, "a", cmap)
+        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        try:
+            rx.pause_reader()
+            before = time.monotonic_ns()
+            for i in range(3):
+                tx.send_general(bytes([i]), rx.local_address)
+            await asyncio.sleep(0.05)
+            measurements = cmap.measurements
+            got = rx.collect()
+            after = time.monotonic_ns()
+            assert [r.data for r in got] == [b"\0", b"\1", b"\2"]
+            assert all(r.stamp.source == "kernel" for r in got)
+            assert all(before - 50_000 <= r.rx_ns <= after for r in got), (before, got, after)
+            assert cmap.steps == 1 and cmap.measurements == measurements + 1
+        finally:
             rx.close()
             tx.close()
 
