@@ -568,11 +568,10 @@ class PtpDomainSource:
         port, info = self.port, self.info
         if port.state not in (PortState.SLAVE, PortState.UNCALIBRATED):
             return
-        snap = port.observe()
-        gm = snap.parent_ds.grandmaster_identity
+        gm = port.parent_ds.grandmaster_identity  # (not port.observe(): every Announce)
         info.identity = str(gm)
         info.identity_bytes = gm.raw
-        info.hops = snap.current_ds.steps_removed
+        info.hops = port.current_ds.steps_removed
         tp = port.time_properties
         if self.utc_mode and tp.ptp_timescale:
             info.timescale = Timescale.UTC
