@@ -277,49 +277,58 @@ def pack_record(rec: DomainRecord | None, seq: int = 0) -> bytes:
     if rec is None:
         body = RECORD_STRUCT.pack(seq, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b"", 0)
     else:
-        flags = FLAG_VALID
         cal = rec.calibration
+        flags = FLAG_VALID
         if cal is not None:
             flags |= FLAG_CALIBRATED
             internal, external = cal.internal, cal.external
             num, den, epoch = cal.rate_num, cal.rate_denom, cal.epoch
         else:
             internal = external = num = den = epoch = 0
-        for bit, on in (
-            (FLAG_UTC_OFFSET_VALID, rec.utc_offset_valid),
-            (FLAG_LEAP61, rec.leap61),
-            (FLAG_LEAP59, rec.leap59),
-            (FLAG_TIME_TRACEABLE, rec.time_traceable),
-            (FLAG_FREQUENCY_TRACEABLE, rec.frequency_traceable),
-        ):
-            if on:
-                flags |= bit
-        want = IDENTITY_LENGTH[IdentityKind(rec.identity_kind)]
-        if len(rec.identity) != want:
+        if rec.utc_offset_valid:
+            flags |= FLAG_UTC_OFFSET_VALID
+        if rec.leap61:
+            flags |= FLAG_LEAP61
+        if rec.leap59:
+            flags |= FLAG_LEAP59
+        if rec.time_traceable:
+            flags |= FLAG_TIME_TRACEABLE
+        if rec.frequency_traceable:
+            flags |= FLAG_FREQUENCY_TRACEABLE
+        want = IDENTITY_LENGTH.get(rec.identity_kind)
+        if want is None or len(rec.identity) != want:
+            kind = IdentityKind(rec.identity_kind)  # (raises for an unknown kind)
             raise ShmLayoutError(
-                f"identity of kind {IdentityKind(rec.identity_kind).name} must be {want} bytes, "
+                f"identity of kind {kind.name} must be {IDENTITY_LENGTH[kind]} bytes, "
                 f"got {len(rec.identity)}"
             )
+        upd, bound, growth = rec.update_mono_ns, rec.error_bound_ns, rec.error_growth_ps_per_s
+        domain, utc, hops = rec.domain, rec.utc_offset_s, rec.hops
+        if not (  # every field in range, in one expression (a record is written per update)
+            type(internal) is int and _I64_MIN <= internal <= _I64_MAX
+            and type(external) is int and _I64_MIN <= external <= _I64_MAX
+            and type(epoch) is int and 0 <= epoch <= _U64
+            and type(upd) is int and _I64_MIN <= upd <= _I64_MAX
+            and type(bound) is int and 0 <= bound <= _U64
+            and type(growth) is int and 0 <= growth <= _U64
+            and type(domain) is int and 0 <= domain <= 0xFFFF
+            and type(utc) is int and -(1 << 15) <= utc < 1 << 15
+            and type(hops) is int and 0 <= hops <= 0xFFFF
+        ):
+            # the same checks one by one, for the error that names the field
+            _check("internal", internal, _I64_MIN, _I64_MAX)
+            _check("external", external, _I64_MIN, _I64_MAX)
+            _check("epoch", epoch, 0, _U64)
+            _check("update_mono_ns", upd, _I64_MIN, _I64_MAX)
+            _check("error_bound_ns", bound, 0, _U64)
+            _check("error_growth_ps_per_s", growth, 0, _U64)
+            _check("domain", domain, 0, 0xFFFF)
+            _check("utc_offset_s", utc, -(1 << 15), (1 << 15) - 1)
+            _check("hops", hops, 0, 0xFFFF)
         body = RECORD_STRUCT.pack(
-            seq,
-            _check("internal", internal, _I64_MIN, _I64_MAX),
-            _check("external", external, _I64_MIN, _I64_MAX),
-            num,
-            den,
-            _check("epoch", epoch, 0, _U64),
-            _check("update_mono_ns", rec.update_mono_ns, _I64_MIN, _I64_MAX),
-            _check("error_bound_ns", rec.error_bound_ns, 0, _U64),
-            _check("error_growth_ps_per_s", rec.error_growth_ps_per_s, 0, _U64),
-            _check("domain", rec.domain, 0, 0xFFFF),
-            flags,
-            _check("utc_offset_s", rec.utc_offset_s, -(1 << 15), (1 << 15) - 1),
-            int(rec.timescale),
-            int(rec.lock_state),
-            int(rec.quality),
-            int(rec.identity_kind),
-            _check("hops", rec.hops, 0, 0xFFFF),
-            rec.identity,
-            0,
+            seq, internal, external, num, den, epoch, upd, bound, growth, domain, flags, utc,
+            int(rec.timescale), int(rec.lock_state), int(rec.quality), int(rec.identity_kind),
+            hops, rec.identity, 0,
         )
     crc = record_crc(body)
     return body[:CRC_END] + crc.to_bytes(4, "little")
