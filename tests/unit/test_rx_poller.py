@@ -30,12 +30,18 @@ def _pair(seen: list[tuple[str, Received]], tag: str, cmap: ClockMap) -> Stamped
                          on_receive=lambda r: seen.append((tag, r)))
 
 
+def _rx_tx(
+    cmap: ClockMap,
+) -> tuple[list[tuple[str, Received]], StampedSocket, StampedSocket]:
+    """What a receiving socket delivers (tagged "a"), that socket, and one to send to it."""
+    seen: list[tuple[str, Received]] = []
+    return seen, _pair(seen, "a", cmap), StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+
+
 def test_paused_socket_delivers_on_poll_with_arrival_stamps() -> None:
     async def main() -> None:
         cmap = ClockMap()
-        seen: list[tuple[str, Received]] = []
-        rx = _pair(seen, "a", cmap)
-        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        seen, rx, tx = _rx_tx(cmap)
         # (an interval far beyond the test's own sleeps: its timer must not poll first, even
         # on a loaded machine)
         poller = RxPoller([rx], 0.9)
@@ -104,9 +110,7 @@ def test_two_sockets_are_merged_in_arrival_order() -> None:
 def test_timer_polls_and_stop_returns_to_per_datagram_wakeups() -> None:
     async def main() -> None:
         cmap = ClockMap()
-        seen: list[tuple[str, Received]] = []
-        rx = _pair(seen, "a", cmap)
-        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        seen, rx, tx = _rx_tx(cmap)
         poller = RxPoller([rx], 0.05)
         try:
             poller.start()
@@ -134,9 +138,7 @@ def test_timer_polls_and_stop_returns_to_per_datagram_wakeups() -> None:
 def test_a_driven_poller_polls_only_from_its_owners_ticks_past_the_interval_less_slack() -> None:
     async def main() -> None:
         cmap = ClockMap()
-        seen: list[tuple[str, Received]] = []
-        rx = _pair(seen, "a", cmap)
-        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        seen, rx, tx = _rx_tx(cmap)
         loop = asyncio.get_running_loop()
         poller = RxPoller([rx], 0.2, timer=False, slack_s=0.05)
         try:
@@ -167,9 +169,7 @@ def test_a_driven_poller_polls_only_from_its_owners_ticks_past_the_interval_less
 def test_a_driven_poller_with_wanted_polls_only_while_a_datagram_is_due() -> None:
     async def main() -> None:
         cmap = ClockMap()
-        seen: list[tuple[str, Received]] = []
-        rx = _pair(seen, "a", cmap)
-        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        seen, rx, tx = _rx_tx(cmap)
         loop = asyncio.get_running_loop()
         due = [False]
         poller = RxPoller([rx], 0.2, timer=False, slack_s=0.05, wanted=lambda: due[0])
@@ -214,9 +214,7 @@ def test_a_batch_after_a_realtime_step_re_measures_the_mapping_once() -> None:
         cmap = ClockMap(reader=reader)
         cmap.recheck()
         shift[0] = 0  # REALTIME steps back by 1 s
-        seen: list[tuple[str, Received]] = []
-        rx = _pair(seen, "a", cmap)
-        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        _, rx, tx = _rx_tx(cmap)
         try:
             rx.pause_reader()
             before = time.monotonic_ns()
@@ -327,9 +325,7 @@ def test_a_burst_switches_to_per_datagram_wakeups_until_it_ends() -> None:
 
     async def main() -> None:
         cmap = ClockMap()
-        seen: list[tuple[str, Received]] = []
-        rx = _pair(seen, "a", cmap)
-        tx = StampedSocket(open_udp("127.0.0.1"), clock_map=cmap)
+        seen, rx, tx = _rx_tx(cmap)
         poller = RxPoller([rx], 0.05, busy=20)
         try:
             poller.start()
