@@ -691,10 +691,9 @@ class StampedSocket:
     def _rx_stamp(self, anc: list[tuple[int, int, bytes]], flags: int, user_ns: int) -> Stamp:
         if anc and not flags & _MSG_CTRUNC:
             sw = software_stamp_only(anc)
-            if sw is not None:  # the usual datagram: one software stamp, as _kernel_stamp maps it
-                m = self.clock_map.to_mono_within(sw, user_ns - RX_MAX_AGE_NS, user_ns)
+            if sw is not None:  # the usual datagram: one software stamp
                 self.counters.rx_kernel += 1
-                return Stamp(m.mono_ns, "kernel", sw, m.uncertainty_ns)
+                return self._software_stamp(sw, user_ns - RX_MAX_AGE_NS, user_ns)
         try:
             parsed = parse_ancillary(anc) if anc else Ancillary()
         except CmsgError:
@@ -722,9 +721,14 @@ class StampedSocket:
             m = self.phc_to_mono(ts.hardware_ns)
             return Stamp(m.mono_ns, "hardware", ts.hardware_ns, m.uncertainty_ns)
         if ts.software_ns is not None:
-            m = self.clock_map.to_mono_within(ts.software_ns, earliest, latest)
-            return Stamp(m.mono_ns, "kernel", ts.software_ns, m.uncertainty_ns)
+            return self._software_stamp(ts.software_ns, earliest, latest)
         return None
+
+    def _software_stamp(self, realtime_ns: int, earliest: int, latest: int) -> Stamp:
+        """A software (REALTIME) stamp mapped to MONOTONIC; it must lie in ``[earliest,
+        latest]`` (else REALTIME stepped: the mapping is re-measured)."""
+        m = self.clock_map.to_mono_within(realtime_ns, earliest, latest)
+        return Stamp(m.mono_ns, "kernel", realtime_ns, m.uncertainty_ns)
 
     def _drain_errqueue(self) -> None:
         sock = self.sock
@@ -759,9 +763,8 @@ class StampedSocket:
             if pending.timer is not None:
                 pending.timer.cancel()
             stamp: Stamp | None
-            if parsed is None:  # as _kernel_stamp maps a software stamp
-                m = self.clock_map.to_mono_within(sw, pending.user_ns, time.monotonic_ns())
-                stamp = Stamp(m.mono_ns, "kernel", sw, m.uncertainty_ns)
+            if parsed is None:
+                stamp = self._software_stamp(sw, pending.user_ns, time.monotonic_ns())
             else:
                 stamp = self._kernel_stamp(parsed, pending.user_ns, time.monotonic_ns())
             if stamp is None:
